@@ -1,0 +1,138 @@
+"""Make ``lm_eval --tasks regurg_mt`` work right after ``pip install``, with no ``--include_path``.
+
+lm-eval 0.4.13 has no plugin discovery for tasks. The wheel therefore ships a one-line ``.pth`` file
+that calls :func:`install` at interpreter start-up. :func:`install` only puts a tiny finder on
+``sys.meta_path``; nothing is imported until somebody imports ``lm_eval.tasks.manager``. At that moment
+``TaskManager.__init__`` is wrapped so that our task folder is added to ``include_path`` — *before*
+the user's own paths, so a user's ``--include_path`` still overrides our tasks.
+
+Opt out with ``REGURG_BENCH_NO_LM_EVAL_HOOK=1``. The hook also steps aside by itself once lm-eval
+discovers task packages through the ``lm_eval.tasks`` entry point (upstream PR #4015), which this
+package declares too.
+
+Cost at start-up: one environment lookup and one object on ``sys.meta_path`` (well under 1 ms).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+OPT_OUT_ENV = "REGURG_BENCH_NO_LM_EVAL_HOOK"
+_TARGET = "lm_eval.tasks.manager"
+_PATCHED_FLAG = "_regurg_bench_patched"
+
+
+def task_config_dir() -> Path:
+    """Folder holding our lm-eval task YAML.
+
+    In a wheel it is ``regurg_bench/task_configs``; in a source checkout (editable install) it is the
+    top-level ``task_configs/`` beside the package.
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "task_configs"
+    return packaged if packaged.is_dir() else here.parent / "task_configs"
+
+
+def _opted_out() -> bool:
+    return os.environ.get(OPT_OUT_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def patch_task_manager(module) -> None:
+    """Wrap ``module.TaskManager.__init__`` so it also indexes our task folder."""
+    cls = getattr(module, "TaskManager", None)
+    if cls is None or getattr(cls, _PATCHED_FLAG, False):
+        return
+    if _lm_eval_has_entry_point_discovery(module):
+        return
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        if _opted_out():
+            return original(self, *args, **kwargs)
+        if args[1:2]:  # include_path given positionally (verbosity, include_path, ...)
+            args = list(args)
+            args[1] = _with_our_path(args[1])
+        else:
+            kwargs["include_path"] = _with_our_path(kwargs.get("include_path"))
+        return original(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    setattr(cls, _PATCHED_FLAG, True)
+
+
+def _with_our_path(include_path):
+    ours = str(task_config_dir())
+    if include_path is None:
+        return [ours]
+    paths = list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+    if any(os.path.abspath(str(p)) == ours for p in paths):
+        return paths
+    # Ours first: lm-eval lets later paths override earlier ones, so the user's paths win.
+    return [ours, *paths]
+
+
+def _lm_eval_has_entry_point_discovery(module) -> bool:
+    # Upstream PR #4015 reads the "lm_eval.tasks" entry-point group; once that exists our
+    # declared entry point does the job and patching would index our folder twice.
+    import inspect
+
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        return False
+    return '"lm_eval.tasks"' in source or "'lm_eval.tasks'" in source
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself; wraps the real loader of ``lm_eval.tasks.manager`` to patch after exec."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TARGET:
+            return None
+        # Ask the remaining finders for the real spec (skip ourselves to avoid recursion).
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, wrapped) -> None:
+        self._wrapped = wrapped
+
+    def create_module(self, spec):
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._wrapped.exec_module(module)
+        try:
+            patch_task_manager(module)
+        except Exception as err:  # never break lm-eval because of us
+            print(f"regurg-bench: could not register tasks with lm-eval ({err}); "
+                  f"use --include_path {task_config_dir()}", file=sys.stderr)
+
+    def __getattr__(self, name):  # get_filename, get_source... used by tracebacks and inspect
+        return getattr(self._wrapped, name)
+
+
+def install() -> None:
+    """Called from the ``.pth`` file at start-up. Cheap and idempotent."""
+    if _opted_out():
+        return
+    if any(isinstance(f, _Finder) for f in sys.meta_path):
+        return
+    already = sys.modules.get(_TARGET)
+    if already is not None:
+        patch_task_manager(already)
+        return
+    sys.meta_path.insert(0, _Finder())

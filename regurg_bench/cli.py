@@ -1,0 +1,190 @@
+"""The ``regurg-bench`` command line: one thin layer over the package's stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="regurg-bench",
+    help=(
+        "Measure how much training on regurgitated (LLM-generated) data hurts a model, and how much "
+        "mitigations recover.\n\n"
+        "Quick start (offline, CPU): `regurg-bench corpus list`, then "
+        "`regurg-bench eval --model hf --model_args pretrained=PATH --limit 20`. "
+        "The same tasks run under plain lm-eval: `lm_eval --tasks regurg_mt --model hf ...`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(
+    help=(
+        "Inspect and export parallel corpora.\n\n"
+        "A corpus is named by a **spec**: `bible:en-es` (embedded, test split) or `bible:en-es:train`; "
+        "`tsv:PATH` or `PATH.tsv` (header `id, source, target`, id optional); `jsonl:PATH` or "
+        "`PATH.jsonl`; `moses:PREFIX` (reads `PREFIX.<src>` and `PREFIX.<tgt>`); `hf:PATH_OR_ID` "
+        "(a `save_to_disk` folder, or a hub dataset when online). Local formats need "
+        "`--src-lang` and `--tgt-lang`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(corpus_app, name="corpus")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SpecArg = Annotated[str, typer.Argument(help="Corpus spec, e.g. `bible:en-es`, `data/test.tsv`, `moses:data/corpus`.")]
+SrcOpt = Annotated[Optional[str], typer.Option("--src-lang", "-s", help="Source language code (local formats).")]
+TgtOpt = Annotated[Optional[str], typer.Option("--tgt-lang", "-t", help="Target language code (local formats).")]
+
+
+def _load(spec: str, src: str | None, tgt: str | None):
+    from regurg_bench.corpora import CorpusError
+    from regurg_bench.corpora.spec import corpus_from_spec
+
+    try:
+        return corpus_from_spec(spec, src, tgt)
+    except (CorpusError, KeyError, ValueError) as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+
+
+def _iter_checked(source):
+    """Iterate a source, turning bad input into a clean error exit (file:line: problem)."""
+    from regurg_bench.corpora import CorpusError
+
+    try:
+        yield from source.iter_pairs()
+    except CorpusError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+
+
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """List registered corpus sources and the embedded corpus' directions and split sizes."""
+    from regurg_bench.corpora import CORPUS_SOURCES
+    from regurg_bench.corpora.bible import bible_manifest
+
+    table = Table(title="Corpus sources")
+    table.add_column("name")
+    table.add_column("class")
+    table.add_column("licence of shipped text")
+    table.add_column("what it reads")
+    for name, cls in sorted(CORPUS_SOURCES.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        table.add_row(name, cls.__name__, cls.license, doc)
+    console.print(table)
+
+    manifest = bible_manifest()
+    emb = Table(title="Embedded corpus: public-domain Bible translations, split by book")
+    emb.add_column("direction")
+    for split in ("train", "dev", "test"):
+        emb.add_column(f"{split} pairs", justify="right")
+    for direction, counts in manifest["counts"]["directions"].items():
+        emb.add_row(direction, *(str(counts.get(s, "")) for s in ("train", "dev", "test")))
+    console.print(emb)
+
+
+@corpus_app.command("stats")
+def corpus_stats(spec: SpecArg, src_lang: SrcOpt = None, tgt_lang: TgtOpt = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False
+                 ) -> None:
+    """Count pairs and words, show length statistics and the content fingerprint of a corpus."""
+    from regurg_bench.corpora.stats import corpus_statistics
+
+    source = _load(spec, src_lang, tgt_lang)
+    stats = corpus_statistics(_iter_checked(source))
+    stats["provenance"] = source.provenance()
+    if as_json:
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{spec} ({source.src_lang}->{source.tgt_lang})", show_header=False)
+    for key, value in stats.items():
+        if key != "provenance":
+            table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@corpus_app.command("export")
+def corpus_export(
+    spec: SpecArg,
+    out: Annotated[Path, typer.Argument(help="Output file (.jsonl or .tsv) or Moses prefix (with --format moses).")],
+    src_lang: SrcOpt = None,
+    tgt_lang: TgtOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, tsv or moses (default: from OUT's suffix).")] = "",
+) -> None:
+    """Write a corpus out as JSONL, TSV or Moses plain text (atomically: all or nothing)."""
+    from regurg_bench.corpora.export import export_pairs
+
+    source = _load(spec, src_lang, tgt_lang)
+    fmt = fmt or {".tsv": "tsv", ".jsonl": "jsonl"}.get(out.suffix, "")
+    if fmt not in ("jsonl", "tsv", "moses"):
+        err_console.print("[red]error:[/red] choose --format jsonl, tsv or moses (or use a .jsonl/.tsv name)")
+        raise typer.Exit(2)
+    paths, count = export_pairs(_iter_checked(source), out, fmt, source.src_lang, source.tgt_lang)
+    console.print(f"wrote {count} pairs to {', '.join(map(str, paths))}")
+
+
+@app.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
+def eval_cmd(
+    model_args: Annotated[str, typer.Option("--model_args", "--model-args", "-a",
+                                            help="As in lm_eval, e.g. `pretrained=PATH,dtype=float32`.")] = "",
+    model: Annotated[str, typer.Option("--model", "-m", help="lm-eval model type: `hf`, `vllm`, ...")] = "hf",
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma-separated tasks or groups.")] = "regurg_mt",
+    limit: Annotated[Optional[float], typer.Option("--limit", "-L",
+                                                   help="Documents per task (int) or fraction (<1).")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option("--num_fewshot", "--num-fewshot", "-f")] = None,
+    batch_size: Annotated[str, typer.Option("--batch_size", "--batch-size", "-b")] = "1",
+    device: Annotated[str, typer.Option("--device", help="`auto` picks cuda when available, else cpu.")] = "auto",
+    output_path: Annotated[Optional[str], typer.Option("--output_path", "--output-path", "-o")] = None,
+    log_samples: Annotated[bool, typer.Option("--log_samples", "--log-samples", "-s")] = False,
+    gen_kwargs: Annotated[Optional[str], typer.Option("--gen_kwargs", "--gen-kwargs")] = None,
+    metadata: Annotated[Optional[str], typer.Option("--metadata", help="JSON, e.g. for regurg_mt_custom.")] = None,
+    include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path")] = None,
+) -> None:
+    """Evaluate a model on the regurg_mt tasks through lm-eval (faster start than `lm_eval`).
+
+    Same model arguments and same metrics as `lm_eval --tasks regurg_mt`; it skips indexing
+    lm-eval's built-in tasks when only ours are asked for, and picks CPU when there is no GPU.
+
+    Example: `regurg-bench eval --model hf --model_args pretrained=./student --limit 50 -o out/ -s`
+    """
+    from lm_eval.utils import make_table
+
+    from regurg_bench.evaluation.runner import EvalRequest, run_eval
+
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    req = EvalRequest(model=model, model_args=model_args, tasks=tasks.split(","), limit=limit,
+                      num_fewshot=num_fewshot, batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
+                      device=device, output_path=output_path, log_samples=log_samples,
+                      gen_kwargs=gen_kwargs, metadata=json.loads(metadata) if metadata else None,
+                      include_path=include_path)
+    results = run_eval(req)
+    if not results:
+        return
+    print(make_table(results))
+    if results.get("groups"):
+        print(make_table(results, "groups"))
+    for name, sig in results["regurg_bench"]["sacrebleu_signatures"].items():
+        console.print(f"[dim]{name}: {sig}[/dim]")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""``regurg-bench eval``: lm-eval on our tasks, without indexing lm-eval's ~14k built-in tasks.
+
+It calls ``lm_eval.simple_evaluate`` with the same arguments and defaults as the ``lm_eval`` CLI
+(seeds 0/1234/1234/1234, lm-eval's bootstrap default), so the metrics are identical; it only builds
+the ``TaskManager`` over our task folder when every requested task is ours, and picks the device
+itself. Results are saved the way ``lm_eval --output_path`` saves them, plus a ``regurg_bench`` block
+with sacrebleu signatures, test-set fingerprints and package versions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from regurg_bench._lm_eval_hook import task_config_dir
+
+log = logging.getLogger(__name__)
+
+#: lm-eval CLI's default seeds: python random, numpy, torch, few-shot sampler.
+LM_EVAL_DEFAULT_SEEDS = (0, 1234, 1234, 1234)
+
+
+@dataclass
+class EvalRequest:
+    """Everything ``regurg-bench eval`` passes to lm-eval (names as in the ``lm_eval`` CLI)."""
+
+    model: str = "hf"
+    model_args: str | dict[str, Any] = ""
+    tasks: list[str] = field(default_factory=lambda: ["regurg_mt"])
+    num_fewshot: int | None = None
+    batch_size: int | str = 1
+    max_batch_size: int | None = None
+    device: str = "auto"
+    limit: float | None = None
+    output_path: str | None = None
+    log_samples: bool = False
+    gen_kwargs: str | None = None
+    metadata: dict[str, Any] | None = None
+    include_path: str | None = None
+    seeds: tuple[int, int, int, int] = LM_EVAL_DEFAULT_SEEDS
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible to torch, else ``cpu``."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _our_task_names() -> set[str]:
+    """Names (tasks and groups) defined in our task folder, read cheaply from the YAML files."""
+    import yaml
+
+    names: set[str] = set()
+    for path in task_config_dir().rglob("*.yaml"):
+        # Our YAML only uses !function, which a plain loader can skip.
+        loader = type("L", (yaml.SafeLoader,), {})
+        loader.add_constructor("!function", lambda ld, node: None)
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+        for key in ("task", "group"):
+            if isinstance(cfg.get(key), str):
+                names.add(cfg[key])
+    return names
+
+
+def build_task_manager(tasks: list[str], include_path: str | None = None, metadata: dict | None = None):
+    """A TaskManager over our folder only, unless some requested task is not ours."""
+    from lm_eval.tasks import TaskManager
+
+    ours = _our_task_names()
+    only_ours = include_path is None and all(t in ours for t in tasks)
+    paths = [str(task_config_dir())] + ([include_path] if include_path else [])
+    return TaskManager(include_path=paths, include_defaults=not only_ours, metadata=metadata or {})
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("regurg-bench", "lm-eval", "sacrebleu", "transformers", "torch", "datasets", "vllm"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def test_set_fingerprints(task_names: list[str]) -> dict[str, str]:
+    """Content fingerprints of the embedded test sets behind ``task_names``."""
+    from regurg_bench.corpora.base import fingerprint_pairs
+    from regurg_bench.corpora.bible import load_bible_pairs
+    from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
+
+    return {task_name(d): fingerprint_pairs(load_bible_pairs(d, "test"))
+            for d in EMBEDDED_DIRECTIONS if task_name(d) in task_names}
+
+
+def run_eval(req: EvalRequest) -> dict[str, Any]:
+    """Run lm-eval; save and return its results dict (with our ``regurg_bench`` block)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.utils import handle_non_serializable
+
+    from regurg_bench.evaluation.signatures import sacrebleu_signatures
+
+    device = resolve_device(req.device)
+    task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)
+    tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
+    seeds = req.seeds
+    results = simple_evaluate(
+        model=req.model, model_args=req.model_args, tasks=req.tasks, num_fewshot=req.num_fewshot,
+        batch_size=req.batch_size, max_batch_size=req.max_batch_size, device=device, limit=req.limit,
+        log_samples=req.log_samples, evaluation_tracker=tracker, gen_kwargs=req.gen_kwargs,
+        task_manager=task_manager, random_seed=seeds[0], numpy_random_seed=seeds[1],
+        torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
+    )
+    if results is None:  # non-zero rank in a distributed run
+        return {}
+    evaluated = sorted(results.get("configs", {}))
+    results["regurg_bench"] = {
+        "sacrebleu_signatures": sacrebleu_signatures(),
+        "test_set_fingerprints": test_set_fingerprints(evaluated),
+        "device": device,
+        "versions": package_versions(),
+    }
+    samples = results.pop("samples", None)
+    if tracker is not None:
+        tracker.save_results_aggregated(results=results, samples=samples if req.log_samples else None)
+        if req.log_samples and samples:
+            for name in results["configs"]:
+                tracker.save_results_samples(task_name=name, samples=samples[name])
+    # Round-trip through JSON so callers get exactly what was saved (no tensors, no callables).
+    return json.loads(json.dumps(results, default=handle_non_serializable, ensure_ascii=False))

@@ -1,0 +1,8 @@
+"""lm-eval hooks of the regurg_mt tasks. Thin on purpose: the logic lives in regurg_bench."""
+
+from regurg_bench.evaluation.signatures import sacrebleu_signatures
+from regurg_bench.evaluation.tasks import custom_dataset, doc_to_text, embedded_dataset
+
+SACREBLEU_SIGNATURES = sacrebleu_signatures()
+
+__all__ = ["SACREBLEU_SIGNATURES", "custom_dataset", "doc_to_text", "embedded_dataset"]

@@ -1,0 +1,30 @@
+"""Shared fixtures: real data from the embedded corpus, a real tiny HF model built from a config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Everything runs offline: a test that reached for the hub would fail here, as it would in CI.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tokenizer trained on the embedded corpus + a tiny randomly initialised Llama, saved in HF format.
+
+    Untrained on purpose: the tests check plumbing and metric arithmetic, not translation quality.
+    """
+    from regurg_bench.corpora.bible import load_bible_pairs
+    from regurg_bench.models.scratch import build_scratch_model
+
+    texts = []
+    for direction in ("en-es", "en-fr"):
+        for pair in load_bible_pairs(direction, "train")[:3000]:
+            texts += [pair.source, pair.target]
+    return build_scratch_model(texts, tmp_path_factory.mktemp("tiny-llama"), preset="test", seed=0)

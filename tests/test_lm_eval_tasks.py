@@ -1,0 +1,107 @@
+"""The regurg_mt tasks under the real lm-eval CLI, with metrics recomputed from the logged samples."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regurg_bench.evaluation.signatures import CORPUS_METRICS, corpus_score, sacrebleu_signatures
+from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
+
+LIMIT = 6
+pytestmark = pytest.mark.slow
+
+
+def _lm_eval_cli() -> list[str]:
+    exe = shutil.which("lm_eval", path=str(Path(sys.executable).parent)) or shutil.which("lm_eval")
+    assert exe, "lm_eval console script not found: is lm-eval installed in this environment?"
+    return [exe]
+
+
+def _results(out: Path) -> tuple[dict, dict[str, list[dict]]]:
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    samples = {}
+    for path in out.rglob("samples_*.jsonl"):
+        task = path.name[len("samples_"):].rsplit("_", 1)[0]
+        samples[task] = [json.loads(line) for line in path.read_text().splitlines()]
+    return results, samples
+
+
+@pytest.fixture(scope="module")
+def lm_eval_run(tiny_model_dir, tmp_path_factory):
+    """One real `lm_eval` run on the regurg_mt group (no --include_path: the .pth hook registers us)."""
+    out = tmp_path_factory.mktemp("lm_eval_out")
+    cmd = [*_lm_eval_cli(), "--model", "hf", "--model_args",
+           f"pretrained={tiny_model_dir},dtype=float32", "--tasks", "regurg_mt", "--limit", str(LIMIT),
+           "--device", "cpu", "--batch_size", "4", "--log_samples", "--output_path", str(out),
+           "--gen_kwargs", "max_gen_toks=24"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path_factory.mktemp("cwd"),
+                          env={**os.environ})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return _results(out)
+
+
+def test_lm_eval_runs_every_direction(lm_eval_run):
+    results, samples = lm_eval_run
+    expected = {task_name(d) for d in EMBEDDED_DIRECTIONS}
+    assert expected <= set(results["results"])
+    assert set(samples) == expected
+    for task in expected:
+        assert len(samples[task]) == LIMIT
+        assert results["configs"][task]["metadata"]["version"] == 1.0
+
+
+def test_metrics_equal_sacrebleu_recomputed_from_logged_samples(lm_eval_run):
+    results, samples = lm_eval_run
+    for task, rows in samples.items():
+        hyps = [row["filtered_resps"][0] for row in rows]
+        refs = [row["target"] for row in rows]
+        # The logged target is the human reference from the corpus document.
+        assert refs == [row["doc"]["target"] for row in rows]
+        for metric in CORPUS_METRICS:
+            reported = results["results"][task][f"{metric},none"]
+            assert math.isclose(reported, corpus_score(metric, hyps, refs), rel_tol=1e-9, abs_tol=1e-9), \
+                (task, metric)
+
+
+def test_ter_is_lower_is_better_and_signatures_recorded(lm_eval_run):
+    results, _ = lm_eval_run
+    for task in (task_name(d) for d in EMBEDDED_DIRECTIONS):
+        assert results["higher_is_better"][task]["ter"] is False
+        assert results["higher_is_better"][task]["bleu"] is True
+        assert results["configs"][task]["metadata"]["sacrebleu_signatures"] == sacrebleu_signatures()
+    assert "tok:13a" in sacrebleu_signatures()["bleu"]
+    assert "nw:2" in sacrebleu_signatures()["chrf++"]
+
+
+def test_prompt_is_the_documented_template(lm_eval_run):
+    _, samples = lm_eval_run
+    row = samples[task_name("en-es")][0]
+    prompt = row["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt == f"English: {row['doc']['source']}\nSpanish:"
+    assert row["arguments"]["gen_args_0"]["arg_1"]["until"] == ["\n"]
+
+
+def test_regurg_bench_eval_gives_identical_metrics(lm_eval_run, tiny_model_dir, tmp_path):
+    results, _ = lm_eval_run
+    cmd = [sys.executable, "-m", "regurg_bench.cli", "eval", "--model", "hf", "--model_args",
+           f"pretrained={tiny_model_dir},dtype=float32", "--tasks", "regurg_mt", "--limit", str(LIMIT),
+           "--batch_size", "4", "--output_path", str(tmp_path), "--gen_kwargs", "max_gen_toks=24"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ours, _ = _results(tmp_path)
+    for task in (task_name(d) for d in EMBEDDED_DIRECTIONS):
+        for metric in CORPUS_METRICS:
+            assert ours["results"][task][f"{metric},none"] == results["results"][task][f"{metric},none"]
+    block = ours["regurg_bench"]
+    assert block["device"] == "cpu"
+    assert block["sacrebleu_signatures"] == sacrebleu_signatures()
+    assert set(block["test_set_fingerprints"]) == {task_name(d) for d in EMBEDDED_DIRECTIONS}
