@@ -89,8 +89,9 @@ def corpus_list() -> None:
     emb.add_column("direction")
     for split in ("train", "dev", "test"):
         emb.add_column(f"{split} pairs", justify="right")
-    for direction, counts in manifest["counts"]["directions"].items():
-        emb.add_row(direction, *(str(counts.get(s, "")) for s in ("train", "dev", "test")))
+    pairs = manifest["counts"]["pairs"]
+    for direction in pairs["test"]:
+        emb.add_row(direction, *(f"{pairs[s][direction]:,}" for s in ("train", "dev", "test")))
     console.print(emb)
 
 

@@ -35,7 +35,13 @@ def higher_is_better(name: str) -> bool:
 @cache
 def sacrebleu_signatures() -> dict[str, str]:
     """``{"bleu": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0", ...}``."""
-    return {name: str(corpus_metric(name).get_signature()) for name in CORPUS_METRICS}
+    signatures = {}
+    for name in CORPUS_METRICS:
+        metric = corpus_metric(name)
+        # sacrebleu only knows "nrefs" after scoring once; our tasks have exactly one reference.
+        metric.corpus_score(["x"], [["x"]])
+        signatures[name] = str(metric.get_signature())
+    return signatures
 
 
 def corpus_score(name: str, hypotheses: list[str], references: list[str]) -> float:
