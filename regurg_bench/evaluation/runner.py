@@ -91,16 +91,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def test_set_fingerprints(task_names: list[str]) -> dict[str, str]:
-    """Content fingerprints of the embedded test sets behind ``task_names``."""
-    from regurg_bench.corpora.base import fingerprint_pairs
-    from regurg_bench.corpora.bible import load_bible_pairs
-    from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
-
-    return {task_name(d): fingerprint_pairs(load_bible_pairs(d, "test"))
-            for d in EMBEDDED_DIRECTIONS if task_name(d) in task_names}
-
-
 def run_eval(req: EvalRequest) -> dict[str, Any]:
     """Run lm-eval; save and return its results dict (with our ``regurg_bench`` block)."""
     from lm_eval import simple_evaluate
@@ -108,6 +98,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
     from lm_eval.utils import handle_non_serializable
 
     from regurg_bench.evaluation.signatures import sacrebleu_signatures
+    from regurg_bench.evaluation.tasks import test_set_fingerprints
 
     device = resolve_device(req.device)
     task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)

@@ -79,3 +79,21 @@ def custom_dataset(corpus: str | None = None, src_lang: str | None = None, tgt_l
 def doc_to_text(doc: dict[str, str]) -> str:
     """The prompt (see :mod:`regurg_bench.prompt`)."""
     return render_prompt(doc["source"], doc["src_lang"], doc["tgt_lang"])
+
+
+def test_set_fingerprints(task_names: list[str] | None = None) -> dict[str, dict[str, int | str]]:
+    """Size and content fingerprint of the embedded test sets (all, or those in ``task_names``).
+
+    The committed ``task_configs/regurg_mt/test_set_fingerprints.json`` holds the published values;
+    results carry the values computed at evaluation time, so the two can be compared.
+    """
+    from regurg_bench.corpora.base import fingerprint_pairs
+    from regurg_bench.corpora.bible import load_bible_pairs
+
+    out: dict[str, dict[str, int | str]] = {}
+    for direction in EMBEDDED_DIRECTIONS:
+        name = task_name(direction)
+        if task_names is None or name in task_names:
+            pairs = load_bible_pairs(direction, "test")
+            out[name] = {"pairs": len(pairs), "fingerprint": fingerprint_pairs(pairs)}
+    return out
