@@ -11,5 +11,5 @@ out="${OUT:-$root/runs/quickstart}"
 "$venv/bin/regurg-bench" corpus list
 model="$("$venv/bin/regurg-bench" models path smollm2-135m-instruct)"
 exec "$venv/bin/regurg-bench" eval --model hf --model_args "pretrained=$model,dtype=float32" \
-  --tasks regurg_mt --num_fewshot "${FEWSHOT:-3}" --limit "${LIMIT:-25}" --batch_size 8 \
-  --gen_kwargs max_gen_toks=96 --output_path "$out" --log_samples
+  --tasks regurg_mt --num_fewshot "${FEWSHOT:-3}" --limit "${LIMIT:-20}" --batch_size 8 \
+  --gen_kwargs max_gen_toks=64 --output_path "$out" --log_samples
