@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -53,8 +53,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 SpecArg = Annotated[str, typer.Argument(help="Corpus spec, e.g. `bible:en-es`, `data/test.tsv`, `moses:data/corpus`.")]
-SrcOpt = Annotated[Optional[str], typer.Option("--src-lang", "-s", help="Source language code (local formats).")]
-TgtOpt = Annotated[Optional[str], typer.Option("--tgt-lang", "-t", help="Target language code (local formats).")]
+SrcOpt = Annotated[str | None, typer.Option("--src-lang", "-s", help="Source language code (local formats).")]
+TgtOpt = Annotated[str | None, typer.Option("--tgt-lang", "-t", help="Target language code (local formats).")]
 
 
 def _load(spec: str, src: str | None, tgt: str | None):
@@ -178,16 +178,22 @@ def eval_cmd(
                                             help="As in lm_eval, e.g. `pretrained=PATH,dtype=float32`.")] = "",
     model: Annotated[str, typer.Option("--model", "-m", help="lm-eval model type: `hf`, `vllm`, ...")] = "hf",
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma-separated tasks or groups.")] = "regurg_mt",
-    limit: Annotated[Optional[float], typer.Option("--limit", "-L",
+    limit: Annotated[float | None, typer.Option("--limit", "-L",
                                                    help="Documents per task (int) or fraction (<1).")] = None,
-    num_fewshot: Annotated[Optional[int], typer.Option("--num_fewshot", "--num-fewshot", "-f")] = None,
-    batch_size: Annotated[str, typer.Option("--batch_size", "--batch-size", "-b")] = "1",
+    num_fewshot: Annotated[int | None, typer.Option("--num_fewshot", "--num-fewshot", "-f",
+                                                            help="Few-shot examples (from the dev books).")] = None,
+    batch_size: Annotated[str, typer.Option("--batch_size", "--batch-size", "-b",
+                                                   help="An integer, or `auto` as in lm_eval.")] = "1",
     device: Annotated[str, typer.Option("--device", help="`auto` picks cuda when available, else cpu.")] = "auto",
-    output_path: Annotated[Optional[str], typer.Option("--output_path", "--output-path", "-o")] = None,
-    log_samples: Annotated[bool, typer.Option("--log_samples", "--log-samples", "-s")] = False,
-    gen_kwargs: Annotated[Optional[str], typer.Option("--gen_kwargs", "--gen-kwargs")] = None,
-    metadata: Annotated[Optional[str], typer.Option("--metadata", help="JSON, e.g. for regurg_mt_custom.")] = None,
-    include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path")] = None,
+    output_path: Annotated[str | None, typer.Option("--output_path", "--output-path", "-o",
+                                                                help="Folder for results JSON (and samples).")] = None,
+    log_samples: Annotated[bool, typer.Option("--log_samples", "--log-samples", "-s",
+                                                       help="Also write every prompt, output and reference.")] = False,
+    gen_kwargs: Annotated[str | None, typer.Option("--gen_kwargs", "--gen-kwargs",
+                                                            help="Override decoding, e.g. `max_gen_toks=64`.")] = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", help="JSON, e.g. for regurg_mt_custom.")] = None,
+    include_path: Annotated[str | None, typer.Option("--include_path", "--include-path",
+                                                              help="Extra task folder (your own YAML).")] = None,
 ) -> None:
     """Evaluate a model on the regurg_mt tasks through lm-eval (faster start than `lm_eval`).
 
@@ -202,10 +208,15 @@ def eval_cmd(
 
     if limit is not None and limit >= 1:
         limit = int(limit)
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except json.JSONDecodeError as err:
+        err_console.print(f"[red]error:[/red] --metadata is not valid JSON ({err}): {metadata!r}")
+        raise typer.Exit(2) from None
     req = EvalRequest(model=model, model_args=model_args, tasks=tasks.split(","), limit=limit,
                       num_fewshot=num_fewshot, batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
                       device=device, output_path=output_path, log_samples=log_samples,
-                      gen_kwargs=gen_kwargs, metadata=json.loads(metadata) if metadata else None,
+                      gen_kwargs=gen_kwargs, metadata=meta,
                       include_path=include_path)
     results = run_eval(req)
     if not results:

@@ -189,7 +189,7 @@ def test_iteration_streams_the_file(kind, tmp_path, monkeypatch):
     assert (first.source, first.target) == ("s0", "t0")
     # Every file was opened, and each was read only a little way in (not read or decoded whole).
     assert sorted(h.name for h in handles) == sorted(str(p) for p in paths)
-    for handle, path in zip(handles, paths):
+    for handle, path in zip(handles, paths, strict=True):
         assert handle.tell() < path.stat().st_size // 100
     # The bad last line is still found once the iteration gets there.
     with pytest.raises(CorpusError) as info:

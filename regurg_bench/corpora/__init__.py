@@ -9,7 +9,7 @@ from regurg_bench.corpora.base import CorpusError, CorpusSource, Pair, fingerpri
 from regurg_bench.corpora.registry import CORPUS_SOURCES, get_corpus, register_corpus
 
 # Import for their registration side effect.
-from regurg_bench.corpora import bible, hf, local  # noqa: E402,F401  isort: skip
+from regurg_bench.corpora import bible, hf, local  # noqa: F401  isort: skip
 
 __all__ = [
     "CORPUS_SOURCES",

@@ -323,7 +323,7 @@ def _read_db(db: Path) -> tuple[dict[str, dict[VerseKey, str]], dict[int, str]]:
         conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
         try:
             for book, chapter, verse, *values in conn.execute(query, codes + codes):
-                for lang, value in zip(LANGUAGES, values):
+                for lang, value in zip(LANGUAGES, values, strict=True):
                     texts[lang][(book, chapter, verse)] = value or ""
             names = dict(conn.execute("SELECT bNumber, bName FROM bibleRef WHERE bbName = ?",
                                       (TRANSLATIONS["en"].db_code,)))

@@ -13,7 +13,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from regurg_bench._lm_eval_hook import task_config_dir
