@@ -116,14 +116,29 @@ def _line_of(pair: Pair) -> int | None:
     return int(line) if line else None
 
 
-def fingerprint_pairs(pairs: Iterable[Pair]) -> str:
-    """A stable content hash of pairs (id, source, target, languages), order-sensitive.
+class PairFingerprint:
+    """Incremental content hash of pairs (id, source, target, languages), order-sensitive.
 
-    Independent of Python version and platform: rows are hashed as canonical JSON.
+    Independent of Python version and platform: each row is hashed as canonical JSON plus a newline.
     """
-    digest = hashlib.sha256()
-    for p in pairs:
-        row = [p.id, p.source, p.target, p.src_lang, p.tgt_lang]
-        digest.update(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        digest.update(b"\n")
-    return "sha256:" + digest.hexdigest()
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def update(self, pair: Pair) -> None:
+        row = [pair.id, pair.source, pair.target, pair.src_lang, pair.tgt_lang]
+        self._digest.update(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        self._digest.update(b"\n")
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return "sha256:" + self._digest.hexdigest()
+
+
+def fingerprint_pairs(pairs: Iterable[Pair]) -> str:
+    """A stable content hash of pairs (see :class:`PairFingerprint`)."""
+    fp = PairFingerprint()
+    for pair in pairs:
+        fp.update(pair)
+    return fp.hexdigest()

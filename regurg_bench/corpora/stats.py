@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from regurg_bench.corpora.base import Pair
+from regurg_bench.corpora.base import Pair, PairFingerprint
 
 
 def corpus_statistics(pairs: Iterable[Pair]) -> dict[str, Any]:
@@ -17,15 +16,13 @@ def corpus_statistics(pairs: Iterable[Pair]) -> dict[str, Any]:
     Memory grows with the number of pairs only through the length lists and the duplicate sets of
     8-byte hashes, so it stays small for corpora of a few million pairs.
     """
-    digest = hashlib.sha256()
+    fingerprint = PairFingerprint()
     src_len: list[int] = []
     tgt_len: list[int] = []
     seen_src: set[bytes] = set()
     dup_src = 0
     for p in pairs:
-        row = [p.id, p.source, p.target, p.src_lang, p.tgt_lang]
-        digest.update(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        digest.update(b"\n")
+        fingerprint.update(p)
         src_len.append(len(p.source.split()))
         tgt_len.append(len(p.target.split()))
         key = hashlib.blake2b(p.source.encode("utf-8"), digest_size=8).digest()
@@ -33,7 +30,7 @@ def corpus_statistics(pairs: Iterable[Pair]) -> dict[str, Any]:
         seen_src.add(key)
     n = len(src_len)
     if n == 0:
-        return {"pairs": 0, "fingerprint": "sha256:" + digest.hexdigest()}
+        return {"pairs": 0, "fingerprint": fingerprint.hexdigest()}
     return {
         "pairs": n,
         "source_words": sum(src_len),
@@ -44,6 +41,5 @@ def corpus_statistics(pairs: Iterable[Pair]) -> dict[str, Any]:
         "target_words_max": max(tgt_len),
         "length_ratio_tgt_src": sum(tgt_len) / max(1, sum(src_len)),
         "duplicate_sources": dup_src,
-        # Same value as regurg_bench.corpora.base.fingerprint_pairs over the same pairs.
-        "fingerprint": "sha256:" + digest.hexdigest(),
+        "fingerprint": fingerprint.hexdigest(),
     }
