@@ -49,6 +49,45 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
+
+comet_app = typer.Typer(
+    help=(
+        "The COMET environment. unbabel-comet pins transformers<5 and numpy<2, so it lives in its own "
+        "virtual environment under the cache and is driven as a worker process.\n\n"
+        "`regurg-bench comet setup` creates it once (~1 min, 1.4 GB); then use the `regurg_mt_comet` "
+        "tasks with `--metadata '{\"comet_model\": PATH_OR_HUB_ID}'`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(comet_app, name="comet")
+
+
+@comet_app.command("setup")
+def comet_setup(force: Annotated[bool, typer.Option("--force", help="Recreate it.")] = False) -> None:
+    """Create the COMET environment (torch 2.13.0 CPU first, then unbabel-comet 2.2.7 and its pins)."""
+    from regurg_bench.metrics.comet_env import create_env
+
+    print(json.dumps(create_env(force=force), indent=2))
+
+
+@comet_app.command("check")
+def comet_check() -> None:
+    """Check that the COMET environment exists and imports; exit 1 if not."""
+    from regurg_bench.metrics.comet_env import main as comet_env_main
+
+    raise typer.Exit(comet_env_main(["--check"]) or 0)
+
+
+def _register_stage_commands() -> None:
+    """Each stage package owns its command; the CLI only composes them (imports stay light)."""
+    from regurg_bench.builders import commands as build_commands
+
+    build_commands.register(app)
+
+
+_register_stage_commands()
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -63,5 +63,9 @@ def write_all(folder: Path | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
+    from regurg_bench.metrics import task_yaml as neural_task_yaml  # the COMET / mUSE task families
+
     for path in write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else None):
+        print(path)
+    for path in neural_task_yaml.write_all():
         print(path)
