@@ -82,8 +82,10 @@ def comet_check() -> None:
 def _register_stage_commands() -> None:
     """Each stage package owns its command; the CLI only composes them (imports stay light)."""
     from regurg_bench.builders import commands as build_commands
+    from regurg_bench.diagnostics import commands as diagnose_commands
 
     build_commands.register(app)
+    diagnose_commands.register(app)
 
 
 _register_stage_commands()
