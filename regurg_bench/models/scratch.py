@@ -24,15 +24,26 @@ class ScratchPreset:
 
 
 PRESETS: dict[str, ScratchPreset] = {
-    # For tests: builds in a second, generates fast on CPU.
+    # For tests: builds in a second, trains and generates fast on CPU (~0.2M parameters).
     "test": ScratchPreset(vocab_size=1000, hidden_size=64, intermediate_size=128,
                           num_hidden_layers=2, num_attention_heads=4),
-    # The CPU default student (about 2M parameters; see OFFLINE_ASSETS.md's feasibility probe).
+    # The CPU default student (~2.1M parameters, the size of OFFLINE_ASSETS.md's feasibility probe).
     "tiny": ScratchPreset(vocab_size=4000, hidden_size=128, intermediate_size=512,
                           num_hidden_layers=4, num_attention_heads=4),
+    # GPU students: ~16M and ~60M parameters (tied embeddings), vocabularies for the full corpus.
+    "small": ScratchPreset(vocab_size=8000, hidden_size=384, intermediate_size=1536,
+                           num_hidden_layers=6, num_attention_heads=6),
+    "base": ScratchPreset(vocab_size=16000, hidden_size=640, intermediate_size=2560,
+                          num_hidden_layers=10, num_attention_heads=10),
 }
 
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+
+
+def get_preset(preset: str) -> ScratchPreset:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[preset]
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int):
@@ -50,6 +61,19 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 
 
+def init_scratch_model(tokenizer, preset: str = "tiny", seed: int = 0):
+    """A randomly initialised ``LlamaForCausalLM`` of ``preset`` size for ``tokenizer`` (seeded)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    size = get_preset(preset)
+    torch.manual_seed(seed)
+    config = LlamaConfig(**asdict(size) | {"vocab_size": len(tokenizer)},
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(config)
+
+
 def build_scratch_model(texts: Iterable[str], out_dir: str | Path, preset: str = "tiny",
                         seed: int = 0) -> Path:
     """Train a tokenizer on ``texts``, initialise a Llama of ``preset`` size, ``save_pretrained``.
@@ -57,18 +81,8 @@ def build_scratch_model(texts: Iterable[str], out_dir: str | Path, preset: str =
     The result loads with ``AutoModelForCausalLM.from_pretrained(out_dir)`` and with
     ``lm_eval --model hf --model_args pretrained=out_dir``.
     """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    size = PRESETS[preset]
-    tokenizer = train_tokenizer(texts, size.vocab_size)
-    torch.manual_seed(seed)
-    config = LlamaConfig(**asdict(size) | {"vocab_size": len(tokenizer)},
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    model = LlamaForCausalLM(config)
+    tokenizer = train_tokenizer(texts, get_preset(preset).vocab_size)
+    model = init_scratch_model(tokenizer, preset, seed)
     out = Path(out_dir)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

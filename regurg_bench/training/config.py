@@ -1,0 +1,85 @@
+"""``TrainConfig``: every setting of a training run, as plain overridable fields (nanoGPT style)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+#: Fields that do not change the trained weights; a resumed run may change them freely.
+NON_SEMANTIC_FIELDS = frozenset({"out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
+                                 "num_threads", "merge_lora", "stop_after_steps"})
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Only ``split`` and ``out`` are required.
+
+    ``base_model`` is a from-scratch preset (``scratch:tiny``, or the bare preset name), a local HF
+    checkpoint folder, an embedded model name (``smollm2-135m-instruct``) or a hub id.
+    """
+
+    split: str
+    out: str
+    base_model: str = "scratch:tiny"
+    src_lang: str | None = None  # only for corpus specs of local formats without language fields
+    tgt_lang: str | None = None
+    method: Literal["full", "lora"] = "full"  # from-scratch models are always trained in full
+    # Optimisation. lr=None picks 3e-3 from scratch, 2e-5 full fine-tuning, 2e-4 LoRA.
+    lr: float | None = None
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs
+    batch_size: int = 32  # pairs per optimizer step, over all processes
+    warmup_steps: int | None = None  # default: 5% of the steps
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    max_length: int = 256  # prompt + completion tokens; longer examples are cut from the left
+    seed: int = 0
+    max_pairs: int | None = None  # use only the first N pairs of the split (quick runs)
+    # Data order: shuffled with ``seed`` unless a curriculum file (ids in order) is given, or every
+    # row carries a ``curriculum_rank``/``order`` field.
+    curriculum: str | None = None
+    length_bucketing: bool = True  # shuffled order only: group similar lengths to cut padding
+    # LoRA (method="lora").
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    merge_lora: bool = False  # also write the merged full model to OUT/merged
+    # Unlearning (M4): forget set + replay of the split; see regurg_bench.training.trainer.
+    forget: str | None = None
+    forget_weight: float = 1.0  # lambda
+    forget_bound: float | None = None  # nats/token; None = ln(vocab size), i.e. chance level
+    # Speed.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # bf16 = autocast, fp32 master weights
+    compile: bool = False
+    # "auto": eager attention on CPU (5x faster than SDPA with a padding mask at these sizes, measured
+    # in benchmarks/train_speed.py), the model's default (SDPA/flash) on GPU.
+    attention: Literal["auto", "eager", "sdpa"] = "auto"
+    num_threads: int | None = None
+    pad_to_multiple_of: int = 8
+    # Bookkeeping.
+    checkpoint_every: int = 50  # steps; 0 = only at the end
+    keep_checkpoints: int = 1
+    log_every: int = 10
+    progress: bool = True
+    stop_after_steps: int | None = None  # stop (checkpointed) after this many steps: tests, time slicing
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        return cls(**data)
+
+    def semantic_hash(self) -> str:
+        """Hash of the fields that determine the weights: a checkpoint only resumes the same run."""
+        semantic = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS}
+        canonical = json.dumps(semantic, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
