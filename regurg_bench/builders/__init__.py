@@ -1,0 +1,1 @@
+"""Matched real vs regurgitated training splits: config, sampling, conditions, writing, fingerprints."""

