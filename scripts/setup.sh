@@ -11,13 +11,14 @@ want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
 
 # System package: Apertium, the offline rule-based MT system used as a non-LLM generator. Installed
 # when we can (root with apt-get); otherwise its tests skip and the README says how to install it.
-if ! command -v apertium >/dev/null 2>&1 || [ ! -d /usr/share/apertium/apertium-eng-spa ]; then
+if ! command -v apertium >/dev/null 2>&1 || [ ! -d /usr/share/apertium/apertium-eng-spa ] \
+   || ! command -v cg-proc >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing apertium with its eng-spa, fr-es, spa-ita pairs (Debian packages)" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apertium apertium-eng-spa apertium-fr-es apertium-spa-ita) >/dev/null \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apertium apertium-eng-spa apertium-fr-es apertium-spa-ita cg3) >/dev/null \
       || echo "[setup] warning: could not install apertium; its generator will be unavailable" >&2
   else
-    echo "[setup] note: apertium not found; install it with: sudo apt-get install apertium apertium-eng-spa apertium-fr-es apertium-spa-ita" >&2
+    echo "[setup] note: apertium not found; install it with: sudo apt-get install apertium apertium-eng-spa apertium-fr-es apertium-spa-ita cg3" >&2
   fi
 fi
 

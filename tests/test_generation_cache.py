@@ -84,7 +84,7 @@ def test_kill_9_mid_generation_then_resume_loses_and_duplicates_nothing(tmp_path
 
     committed_before = 0
     for attempt, kill_after_rows in enumerate((40, 150, 260)):
-        proc, _, _ = _start_worker(tmp_path, verses, cache_root, f"killed{attempt}", delay=0.02)
+        proc, _, _ = _start_worker(tmp_path, verses, cache_root, f"killed{attempt}", delay=0.05)
         deadline = time.monotonic() + 60
         while len(_shard_rows(cache_root)) < kill_after_rows:
             assert proc.poll() is None, f"worker ended early: {proc.stderr.read()}"
