@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regurg_bench.builders.build import build_splits, read_manifest
-from regurg_bench.builders.config import BuildConfig, ConfigError, GeneratorConfig, LadderConfig, MixConfig, \
-    load_build_config
+from regurg_bench.builders.build import build_splits
+from regurg_bench.builders.config import (
+    BuildConfig,
+    ConfigError,
+    GeneratorConfig,
+    LadderConfig,
+    MixConfig,
+    load_build_config,
+)
 from regurg_bench.builders.targets import make_target_generators
 
 
