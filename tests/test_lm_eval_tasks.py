@@ -57,7 +57,7 @@ def test_lm_eval_runs_every_direction(lm_eval_run):
     assert set(samples) == expected
     for task in expected:
         assert len(samples[task]) == LIMIT
-        assert results["configs"][task]["metadata"]["version"] == 1.0
+        assert results["configs"][task]["metadata"]["version"] == 1.1
 
 
 def test_metrics_equal_sacrebleu_recomputed_from_logged_samples(lm_eval_run):

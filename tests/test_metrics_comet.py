@@ -166,8 +166,10 @@ def test_lm_eval_reports_comet_only_where_configured(checkpoints, tiny_model_dir
     assert proc.returncode == 0, proc.stderr[-4000:]
     results, samples = _results_and_samples(out)
     plain, comet, muse = (results["results"][t] for t in tasks.split(","))
-    assert not any(k.startswith(("comet", "muse")) for k in plain)
+    assert not any(k.startswith("muse") for k in plain)  # plain regurg_mt reports COMET when configured
     assert not any(k.startswith("comet") for k in muse)
+    for key in ("comet,none", "comet_qe,none"):
+        assert plain[key] == comet[key], key
     for r in (comet, muse):  # the four corpus metrics: identical to the plain task's, and to sacrebleu
         for metric in CORPUS_METRICS:
             assert r[f"{metric},none"] == plain[f"{metric},none"], metric
@@ -205,3 +207,35 @@ def test_regurg_bench_eval_reports_comet_from_the_environment_variable(checkpoin
     (path,) = tmp_path.rglob("results_*.json")
     r = _strict_json(path)["results"]["regurg_mt_comet_es-en"]
     assert math.isfinite(r["comet,none"]) and "comet_qe,none" not in r
+
+
+def test_plain_regurg_mt_reports_comet_only_when_configured(checkpoints, tiny_model_dir, tmp_path):
+    """`lm_eval --tasks regurg_mt_en-es`: COMET with a configured checkpoint, and no COMET value (strict
+    JSON, no NaN) without one; BLEU/chrF/chrF++/TER identical either way."""
+    def run(out: Path, env: dict) -> tuple[dict, dict]:
+        proc = _lm_eval(["--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
+                         "--tasks", "regurg_mt_en-es", "--limit", "3", "--device", "cpu", "--batch_size", "4",
+                         "--log_samples", "--output_path", str(out), "--gen_kwargs", "max_gen_toks=16"],
+                        cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return _results_and_samples(out)
+
+    unset = {comet_mod.MODEL_ENV: "", comet_mod.QE_MODEL_ENV: ""}
+    with_comet, samples = run(tmp_path / "with", {**unset, comet_mod.MODEL_ENV: str(checkpoints["regression"])})
+    r = with_comet["results"]["regurg_mt_en-es"]
+    rows = samples["regurg_mt_en-es"]
+    assert len(rows) == 3
+    src = [x["doc"]["source"] for x in rows]
+    hyp = [x["filtered_resps"][0] for x in rows]
+    ref = [x["doc"]["target"] for x in rows]
+    expect = CometMetric(str(checkpoints["regression"]), cache=False).corpus_score(hyp, src, ref)
+    assert math.isclose(r["comet,none"], expect, abs_tol=1e-6) and "comet_qe,none" not in r
+    assert with_comet["configs"]["regurg_mt_en-es"]["metadata"]["version"] == 1.1
+
+    without, _ = run(tmp_path / "without", unset)  # _results_and_samples parses strictly (NaN refused)
+    plain = without["results"]["regurg_mt_en-es"]
+    assert not any("comet" in k for k in plain)
+    assert not any("comet" in k for k in without.get("groups", {}).get("regurg_mt_en-es", {}))
+    for metric in CORPUS_METRICS:  # unchanged by COMET, and equal to sacrebleu on the logged outputs
+        assert plain[f"{metric},none"] == r[f"{metric},none"], metric
+        assert math.isclose(r[f"{metric},none"], corpus_score(metric, hyp, ref), abs_tol=1e-9), metric

@@ -27,7 +27,7 @@ def _plain_load(path):
 def test_template_declares_metrics_with_explicit_direction_and_version():
     cfg = _plain_load(task_config_dir() / "regurg_mt" / "_regurg_mt_template.yaml")
     directions = {m["metric"]: m["higher_is_better"] for m in cfg["metric_list"]}
-    assert directions == {"bleu": True, "chrf": True, "chrf++": True, "ter": False}
+    assert directions == {"bleu": True, "chrf": True, "chrf++": True, "ter": False, "comet": True, "comet_qe": True}
     assert cfg["generation_kwargs"]["until"] == ["\n"]
     assert cfg["generation_kwargs"]["do_sample"] is False
     assert isinstance(cfg["metadata"]["version"], float)

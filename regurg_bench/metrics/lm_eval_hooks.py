@@ -18,8 +18,15 @@ Configuration (COMET variant): ``--metadata '{"comet_model": PATH_OR_ID}'`` (ref
 ``REGURG_BENCH_COMET_QE_MODEL``. lm-eval calls the dataset function with the metadata before any
 document is scored; we validate the checkpoint and the COMET environment there, so a bad path fails
 before generation. A COMET key is returned only for a configured checkpoint; requesting a
-``regurg_mt_comet`` task with none configured is an error (never a NaN, never a silent 0). The plain
-``regurg_mt`` tasks never have a COMET key.
+``regurg_mt_comet`` task with none configured is an error (never a NaN, never a silent 0).
+
+The plain ``regurg_mt`` tasks (template version 1.1) use the same configuration, optionally: their
+dataset functions call :func:`configure_comet_optional` and their ``process_results`` is
+:func:`process_results` (below), which adds ``comet`` / ``comet_qe`` items only for a configured
+checkpoint. lm-eval aggregates only the metrics ``process_results`` returned (a metric listed in
+``metric_list`` but never returned gets no entry in ``results``, no NaN), so without a checkpoint
+their results carry no COMET value; the static ``higher_is_better`` / ``configs`` blocks still list
+the declared metric names.
 """
 
 from __future__ import annotations
@@ -71,7 +78,34 @@ def configure_comet(comet_model: str | None = None, comet_qe_model: str | None =
     return dict(wanted)
 
 
+def configure_comet_optional(comet_model: str | None = None, comet_qe_model: str | None = None,
+                             **metadata: Any) -> dict[str, str]:
+    """:func:`configure_comet` when a checkpoint is configured (metadata or environment), else
+    clear the configuration (the plain ``regurg_mt`` tasks then score no COMET) and return ``{}``."""
+    from regurg_bench.metrics.comet import MODEL_ENV, QE_MODEL_ENV
+
+    if not (comet_model or comet_qe_model or os.environ.get(MODEL_ENV) or os.environ.get(QE_MODEL_ENV)):
+        _COMET_CONFIG.clear()
+        return {}
+    return configure_comet(comet_model=comet_model, comet_qe_model=comet_qe_model, **metadata)
+
+
 # -- datasets (the regurg_mt ones, after configuring COMET) --------------------------------------------
+
+def regurg_mt_embedded_dataset(regurg_direction: str, **metadata: Any):
+    """Dataset function of the plain ``regurg_mt_*`` tasks: COMET only if configured."""
+    from regurg_bench.evaluation.tasks import embedded_dataset
+
+    configure_comet_optional(**metadata)
+    return embedded_dataset(regurg_direction)
+
+
+def regurg_mt_custom_dataset(**metadata: Any):
+    from regurg_bench.evaluation.tasks import custom_dataset
+
+    configure_comet_optional(**metadata)
+    return custom_dataset(**metadata)
+
 
 def comet_embedded_dataset(regurg_direction: str, **metadata: Any):
     from regurg_bench.evaluation.tasks import embedded_dataset
@@ -96,6 +130,15 @@ def _sacrebleu_items(doc: dict, results: list) -> tuple[str, dict]:
     gold = doc["target"]
     gold = type(hyp)(gold) if type(gold) is not type(hyp) else gold
     return hyp, {m: [gold, hyp] for m in ("bleu", "chrf", "chrf++", "ter")}
+
+
+def process_results(doc: dict, results: list) -> dict:
+    """``process_results`` of the plain ``regurg_mt`` tasks: the four sacrebleu items, exactly as
+    lm-eval's built-in pipeline builds them, plus COMET items only for a configured checkpoint."""
+    hyp, out = _sacrebleu_items(doc, results)
+    for key, model in _COMET_CONFIG.items():
+        out[key] = (model, doc["source"], hyp, doc["target"])
+    return out
 
 
 def process_results_comet(doc: dict, results: list) -> dict:
