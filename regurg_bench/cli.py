@@ -82,6 +82,7 @@ def comet_check() -> None:
 def _register_stage_commands() -> None:
     """Each stage package owns its command; the CLI only composes them (imports stay light)."""
     from regurg_bench.builders import commands as build_commands
+    from regurg_bench.checks import commands as check_commands
     from regurg_bench.diagnostics import commands as diagnose_commands
     from regurg_bench.generation import commands as generate_commands
     from regurg_bench.training import commands as train_commands
@@ -90,6 +91,7 @@ def _register_stage_commands() -> None:
     build_commands.register(app)
     diagnose_commands.register(app)
     train_commands.register(app)
+    check_commands.register(app)
 
 
 _register_stage_commands()

@@ -1,0 +1,106 @@
+"""Paired bootstrap over test sentences of sacrebleu *corpus* scores, jointly for many conditions.
+
+Every replicate draws one multiset of test-sentence indices and scores **every** condition (and
+every seed) on that same draw, so differences between conditions are paired. Corpus scores are
+recomputed exactly, from sacrebleu's per-sentence sufficient statistics (the method of
+``sacrebleu.significance``): summing the statistics of the drawn sentences and calling the metric's
+``_compute_score_from_stats`` gives the same number as ``corpus_score`` on the resampled corpus.
+
+Several seeds per condition (``hyps_by_condition[c]`` a list of hypothesis lists) add a second
+level: each replicate also draws that condition's seeds with replacement and averages their scores,
+so the interval covers seed variance as well as test-sentence variance. With one seed this is the
+plain paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from regurg_bench.evaluation.signatures import corpus_metric, higher_is_better
+
+DEFAULT_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class BootstrapScores:
+    """Point scores (mean over seeds of the corpus score) and ``n`` replicate scores per condition."""
+
+    metric: str
+    higher_is_better: bool
+    point: dict[str, float]
+    replicates: dict[str, np.ndarray]  # condition -> shape (n,)
+    per_seed: dict[str, list[float]]
+    n_sentences: int
+    n_resamples: int
+    seed: int
+
+
+def _as_seed_lists(hyps: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
+    if len(hyps) and isinstance(hyps[0], str):
+        return [list(hyps)]  # one seed
+    return [list(h) for h in hyps]
+
+
+def sentence_stats(metric_name: str, hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """Per-sentence sufficient statistics, shape (sentences, stats)."""
+    metric = corpus_metric(metric_name)
+    return np.asarray(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=np.float64)
+
+
+def score_from_stats(metric_name: str, summed: np.ndarray, metric=None) -> float:
+    metric = metric or corpus_metric(metric_name)
+    return float(metric._compute_score_from_stats(summed).score)
+
+
+def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[str] | Sequence[Sequence[str]]],
+                     refs: Sequence[str], n: int = DEFAULT_RESAMPLES, seed: int = 0) -> BootstrapScores:
+    """Corpus ``metric_name`` of every condition on ``n`` shared resamples of the test sentences."""
+    refs = list(refs)
+    m = len(refs)
+    if m == 0:
+        raise ValueError("no test sentences")
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    rng = np.random.default_rng(seed)
+    # Counts of each sentence in each replicate: (n, m); summed stats = counts @ stats.
+    idx = rng.integers(0, m, size=(n, m))
+    counts = np.zeros((n, m), dtype=np.float64)
+    np.add.at(counts, (np.repeat(np.arange(n), m), idx.ravel()), 1.0)
+    metric = corpus_metric(metric_name)
+    point, reps, per_seed = {}, {}, {}
+    for cond, hyps in hyps_by_condition.items():
+        seeds = _as_seed_lists(hyps)
+        seed_point, seed_reps = [], []
+        for h in seeds:
+            if len(h) != m:
+                raise ValueError(f"condition {cond!r}: {len(h)} hypotheses for {m} references")
+            stats = sentence_stats(metric_name, h, refs)
+            seed_point.append(score_from_stats(metric_name, stats.sum(0), metric))
+            summed = counts @ stats
+            seed_reps.append(np.array([score_from_stats(metric_name, row, metric) for row in summed]))
+        seed_reps_arr = np.stack(seed_reps)  # (k, n)
+        k = len(seeds)
+        if k > 1:  # second level: resample seeds too
+            pick = rng.integers(0, k, size=(n, k))
+            reps[cond] = seed_reps_arr[pick, np.arange(n)[:, None]].mean(axis=1)
+        else:
+            reps[cond] = seed_reps_arr[0]
+        point[cond] = float(np.mean(seed_point))
+        per_seed[cond] = seed_point
+    return BootstrapScores(metric_name, higher_is_better(metric_name), point, reps, per_seed, m, n, seed)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval as order statistics: the ceil(n*a)-th and ceil(n*(1-a))-th smallest of n
+    replicates, a = (1 - level) / 2 (the inverted empirical CDF; never interpolates, so infinite
+    replicates cannot turn into NaN)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(v)
+    alpha = (1.0 - level) / 2.0
+    lo = max(0, math.ceil(n * alpha - 1e-9) - 1)
+    hi = min(n - 1, max(0, math.ceil(n * (1.0 - alpha) - 1e-9) - 1))
+    return float(v[lo]), float(v[hi])

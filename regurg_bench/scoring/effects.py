@@ -1,0 +1,110 @@
+"""Degradation D and recovery R with paired-bootstrap intervals and explicit undefined cases.
+
+With S the corpus score (mean over seeds) and ``sign`` = +1 for higher-is-better metrics (BLEU, chrF)
+and -1 for lower-is-better ones (TER):
+
+- gap      G = sign * (S_real - S_regurg)            (> 0: real data gave the better model)
+- degradation D = G / S_real                         (TER: (TER_regurg - TER_real) / TER_real)
+- recovery R_m = (S_m - S_regurg) / (S_real - S_regurg)
+  (invariant to the sign; 0 = no better than regurgitated data, 1 = as good as real data)
+
+Intervals are percentile intervals of the same formulas over the paired bootstrap replicates.
+Statuses:
+
+- ``ok``: defined, and the interval excludes 0;
+- ``not_significant``: defined, but the interval contains 0 (reported with its interval, flagged);
+- ``no_gap`` (R only, and D when S_real == S_regurg exactly): real and regurgitated scores do not
+  differ significantly (G <= 0, or G's interval contains 0), so recovery has no denominator; no
+  number is reported;
+- ``undefined``: D with S_real == 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from regurg_bench.scoring.bootstrap import BootstrapScores, percentile_interval
+
+OK, NOT_SIGNIFICANT, NO_GAP, UNDEFINED = "ok", "not_significant", "no_gap", "undefined"
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # degradation | recovery
+    metric: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: str
+    note: str = ""
+    level: float = 0.95
+
+    def to_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with x/0 -> ±inf (sign of x) and 0/0 -> nan (dropped by the caller)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(num, dtype=np.float64) / np.asarray(den, dtype=np.float64)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
+    finite_or_inf = values[~np.isnan(values)]
+    dropped = len(values) - len(finite_or_inf)
+    if len(finite_or_inf) == 0:
+        return math.nan, math.nan, dropped
+    lo, hi = percentile_interval(finite_or_inf, level)
+    return lo, hi, dropped
+
+
+def _significance(lo: float, hi: float) -> str:
+    return NOT_SIGNIFICANT if lo <= 0.0 <= hi else OK
+
+
+def gap(bs: BootstrapScores, real: str, regurg: str, level: float = 0.95) -> tuple[float, float, float]:
+    """G = sign * (S_real - S_regurg), with its interval."""
+    sign = 1.0 if bs.higher_is_better else -1.0
+    point = sign * (bs.point[real] - bs.point[regurg])
+    lo, hi = percentile_interval(sign * (bs.replicates[real] - bs.replicates[regurg]), level)
+    return point, lo, hi
+
+
+def degradation(bs: BootstrapScores, real: str = "real", regurg: str = "regurg", level: float = 0.95) -> Effect:
+    sign = 1.0 if bs.higher_is_better else -1.0
+    s_real, s_reg = bs.point[real], bs.point[regurg]
+    if s_real == 0.0:
+        return Effect("degradation", bs.metric, None, None, None, UNDEFINED,
+                      f"S_real = 0 ({bs.metric}): relative degradation has no scale", level)
+    estimate = sign * (s_real - s_reg) / s_real
+    reps = _ratio(sign * (bs.replicates[real] - bs.replicates[regurg]), bs.replicates[real])
+    lo, hi, dropped = _interval(reps, level)
+    note = f"{dropped} replicates with S_real = S_regurg = 0 dropped" if dropped else ""
+    if s_real == s_reg:
+        return Effect("degradation", bs.metric, 0.0, lo, hi, NO_GAP,
+                      "S_real == S_regurg: no degradation" + (f"; {note}" if note else ""), level)
+    return Effect("degradation", bs.metric, estimate, lo, hi, _significance(lo, hi), note, level)
+
+
+def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level: float = 0.95) -> Effect:
+    g, g_lo, g_hi = gap(bs, real, regurg, level)
+    if g <= 0.0:
+        why = "S_real == S_regurg" if g == 0.0 else "regurgitated data scored better than real data"
+        return Effect("recovery", bs.metric, None, None, None, NO_GAP, f"{why}: recovery is undefined", level)
+    if g_lo <= 0.0:
+        return Effect("recovery", bs.metric, None, None, None, NO_GAP,
+                      f"real-vs-regurg gap not significant ({bs.metric} gap {g:.3g}, "
+                      f"{int(level * 100)}% CI [{g_lo:.3g}, {g_hi:.3g}]): recovery is undefined", level)
+    s_real, s_reg, s_m = bs.point[real], bs.point[regurg], bs.point[mitigated]
+    estimate = (s_m - s_reg) / (s_real - s_reg)
+    reps = _ratio(bs.replicates[mitigated] - bs.replicates[regurg], bs.replicates[real] - bs.replicates[regurg])
+    lo, hi, dropped = _interval(reps, level)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} replicates with a zero gap and zero numerator dropped")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        notes.append("interval unbounded (some replicates had a zero gap)")
+    return Effect("recovery", bs.metric, estimate, lo, hi, _significance(lo, hi), "; ".join(notes), level)
