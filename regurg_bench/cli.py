@@ -85,6 +85,7 @@ def _register_stage_commands() -> None:
     from regurg_bench.checks import commands as check_commands
     from regurg_bench.diagnostics import commands as diagnose_commands
     from regurg_bench.generation import commands as generate_commands
+    from regurg_bench.protocol import commands as protocol_commands
     from regurg_bench.training import commands as train_commands
 
     generate_commands.register(app)
@@ -92,6 +93,7 @@ def _register_stage_commands() -> None:
     diagnose_commands.register(app)
     train_commands.register(app)
     check_commands.register(app)
+    protocol_commands.register(app)
 
 
 _register_stage_commands()

@@ -1,0 +1,58 @@
+"""``regurg-bench run [CONFIG]``: the whole protocol, cached step by step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_cmd(
+        config: Annotated[Path | None, typer.Argument(
+            help="Protocol YAML (see regurg_bench/protocol/example_config.yaml); none = the embedded default.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/protocol/NAME, NAME from the config).")] = None,
+        base_model: Annotated[str | None, typer.Option("--base-model",
+                                                       help="Override train.base_model (e.g. scratch:tiny, a folder).")] = None,
+        backend: Annotated[str | None, typer.Option("--backend", help="Override eval.backend: hf or vllm.")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")] = False,
+    ) -> None:
+        """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
+        evaluate every student with the regurg_mt lm-eval tasks, and score degradation D and recovery R with
+        paired-bootstrap 95% intervals. Writes results.json, report.md, report.html and scores.png.
+
+        Every step is cached by a fingerprint of its inputs: re-running a finished run does nothing, an
+        interrupted run resumes. With no CONFIG: the embedded default (en->es Bible, human vs Apertium, CPU).
+        """
+        import logging
+
+        from rich.console import Console
+
+        from regurg_bench.builders.config import ConfigError
+        from regurg_bench.protocol.config import load_protocol_config
+        from regurg_bench.protocol.run import run_protocol
+
+        err = Console(stderr=True)
+        logging.basicConfig(level=logging.WARNING)
+        try:
+            cfg = load_protocol_config(config)
+            changes = {}
+            if base_model:
+                changes["train.base_model"] = base_model
+            if backend:
+                changes["eval.backend"] = backend
+            if changes:
+                cfg = cfg.with_overrides(**changes)
+        except ConfigError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+        folder = out or Path("runs") / "protocol" / cfg.name
+        results = run_protocol(cfg, folder, dry_run=dry_run)
+        if dry_run or results.get("up_to_date"):
+            return
+        print(json.dumps({c["condition"] or c["claim"]: {m: v["verdict"] for m, v in c["per_metric"].items()}
+                          for c in results["claims"] if c["per_metric"]}, indent=1))
+        print(f"report: {folder / 'report.md'}")

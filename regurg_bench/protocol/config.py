@@ -1,0 +1,170 @@
+"""The YAML config of ``regurg-bench run`` (pydantic, unknown keys and bad values are errors naming the key).
+
+Top-level keys: ``name``, ``build`` (a full :class:`~regurg_bench.builders.config.BuildConfig`:
+corpus/direction, size, generators, mixes, fractions), ``train`` (TrainConfig overrides shared by
+every student: base_model, max_steps, batch_size, lr, precision, ...), ``seeds``, ``eval`` (backend
+hf|vllm, tasks, limit, max_gen_toks, batch size), ``mitigations`` (M1-M4), ``scoring``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from regurg_bench.builders.config import BuildConfig, ConfigError, GeneratorConfig, MixConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: TrainConfig fields the protocol sets per student; a config may not override them.
+PROTOCOL_OWNED_TRAIN_FIELDS = frozenset({"split", "out", "seed", "curriculum", "forget", "progress"})
+
+
+class EvalConfig(_Strict):
+    backend: Literal["hf", "vllm"] = "hf"
+    #: lm-eval tasks; default: ``regurg_mt_<src>-<tgt>`` of the built split's direction.
+    tasks: list[str] | None = None
+    limit: int | None = Field(200, gt=0)  # test sentences per task; None = all
+    max_gen_toks: int = Field(64, gt=0)
+    batch_size: int = Field(32, gt=0)
+    dtype: str = "float32"
+    num_fewshot: int | None = Field(None, ge=0)
+    metadata: dict[str, Any] | None = None  # e.g. for regurg_mt_custom
+
+
+class QualityMitigation(_Strict):
+    """M1: reference-free per-instance quality of each generated pair (COMET-QE when configured, else
+    mUSE source-hypothesis cosine) -> (a) curriculum high -> low over the whole regurg split,
+    (b) the top ``top_fraction`` of pairs only."""
+
+    enabled: bool = True
+    top_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    qe_model: str | None = None
+
+
+class DetectorMitigation(_Strict):
+    """M3: a human-vs-generated classifier trained on held-out pairs (sources not in the training
+    sample), AUROC on a held-out part; generated training pairs are then ordered by P(human)."""
+
+    enabled: bool = True
+    heldout_pairs: int = Field(1000, ge=20)  # held-out sources (each gives one human and one generated target)
+    test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+
+
+class UnlearningMitigation(_Strict):
+    """M4: continue the REGURG student with the trainer's unlearning objective: forget set = the
+    ``forget_fraction`` of its generated pairs the detector finds least human-like (lowest P(human);
+    by quality score when the detector is off), replay = the rest of the regurg split."""
+
+    enabled: bool = True
+    forget_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    steps: int = Field(50, gt=0)
+    lr: float | None = Field(1e-3, gt=0)
+    forget_weight: float = Field(0.5, gt=0)
+
+
+class Mitigations(_Strict):
+    quality: QualityMitigation = QualityMitigation()
+    multi_generator: bool = True  # M2: needs >= 2 generators; skipped with a note otherwise
+    detector: DetectorMitigation = DetectorMitigation()
+    unlearning: UnlearningMitigation = UnlearningMitigation()
+
+
+class ScoringConfig(_Strict):
+    metrics: list[Literal["bleu", "chrf", "ter"]] = ["bleu", "chrf", "ter"]
+    resamples: int = Field(1000, ge=10)
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+
+
+class ProtocolConfig(_Strict):
+    name: str = "default"
+    build: BuildConfig = BuildConfig()
+    train: dict[str, Any] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    eval: EvalConfig = EvalConfig()
+    mitigations: Mitigations = Mitigations()
+    scoring: ScoringConfig = ScoringConfig()
+
+    @field_validator("train")
+    @classmethod
+    def _train_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        from regurg_bench.training.config import TrainConfig
+
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown train keys {unknown} (TrainConfig fields: {sorted(known)})")
+        owned = sorted(set(overrides) & PROTOCOL_OWNED_TRAIN_FIELDS)
+        if owned:
+            raise ValueError(f"train keys {owned} are set by the protocol per student")
+        TrainConfig(split="x", out="x", **overrides)  # type errors surface now, not after the build
+        return overrides
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def with_overrides(self, **changes: Any) -> ProtocolConfig:
+        data = self.model_dump(mode="json")
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        return _validate(data, "<overrides>")
+
+
+def _validate(raw: dict[str, Any], where: str) -> ProtocolConfig:
+    try:
+        return ProtocolConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+def load_protocol_config(path: str | Path | None) -> ProtocolConfig:
+    """Load and validate a YAML config (``None``: the embedded default)."""
+    if path is None:
+        return default_protocol_config()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return _validate(raw, str(path))
+
+
+def default_protocol_config() -> ProtocolConfig:
+    """The embedded default: en->es Bible, human vs Apertium, tiny from-scratch students, sized for
+    <= 10 minutes on 2 CPU cores (see the report's stage timings)."""
+    return ProtocolConfig(
+        name="default",
+        build=BuildConfig(name="protocol-default", corpus="bible:en-es:train", size=3000,
+                          generators={"apertium": GeneratorConfig(kind="apertium")},
+                          mixes=MixConfig(ratios=[0.5]), fractions_of_real=[0.5], write_hf=False),
+        train={"base_model": "scratch:tiny", "max_steps": 250, "batch_size": 32, "precision": "auto",
+               "checkpoint_every": 0, "log_every": 50},
+        seeds=[0],
+        eval=EvalConfig(limit=200, max_gen_toks=64, batch_size=50),
+    )

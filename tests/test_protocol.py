@@ -1,0 +1,146 @@
+"""``regurg-bench run``: config validation, and a tiny real end-to-end run (scripted generators, the
+``scratch:test`` preset, 5 test sentences) whose report must equal what the saved lm-eval samples give."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from regurg_bench.builders.config import ConfigError
+from regurg_bench.evaluation.signatures import corpus_score
+from regurg_bench.protocol.config import default_protocol_config, load_protocol_config
+from regurg_bench.protocol.report import load_samples
+from regurg_bench.protocol.run import run_protocol
+from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+
+TINY = """
+name: tiny
+build:
+  name: tiny
+  corpus: "bible:en-es:train"
+  size: 100
+  generators: {scripted: {kind: scripted}, scripted2: {kind: scripted}}
+  mixes: {ratios: [0.5], generators: [scripted]}
+  fractions_of_real: [0.5]
+  write_hf: false
+train: {base_model: "scratch:test", max_steps: 3, batch_size: 8, checkpoint_every: 0}
+eval: {limit: 5, max_gen_toks: 8, batch_size: 5}
+mitigations: {detector: {heldout_pairs: 40}, unlearning: {steps: 2}}
+scoring: {resamples: 40}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("nme: x\n", "nme"),
+    ("eval: {backend: tgi}\n", "eval.backend"),
+    ("eval: {limit: 0}\n", "eval.limit"),
+    ("train: {max_stepz: 3}\n", "max_stepz"),
+    ("train: {seed: 3}\n", "set by the protocol"),
+    ("build: {size: -1}\n", "build.size"),
+    ("mitigations: {quality: {top_fraction: 2}}\n", "mitigations.quality.top_fraction"),
+    ("seeds: [0, 0]\n", "seeds"),
+])
+def test_bad_configs_name_the_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_protocol_config(_write(tmp_path, text))
+
+
+def test_default_config_and_overrides():
+    cfg = default_protocol_config()
+    assert load_protocol_config(None) == cfg
+    assert list(cfg.build.generators) == ["apertium"]
+    changed = cfg.with_overrides(**{"train.base_model": "scratch:test"})
+    assert changed.train["base_model"] == "scratch:test" and changed.config_hash() != cfg.config_hash()
+    with pytest.raises(ConfigError, match="eval.backend"):
+        cfg.with_overrides(**{"eval.backend": "nope"})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("protocol")
+    cfg = load_protocol_config(_write(tmp, TINY))
+    out = tmp / "run"
+    messages: list[str] = []
+    results = run_protocol(cfg, out, say=messages.append)
+    return cfg, out, results, messages
+
+
+def test_matrix_and_files(tiny_run):
+    _, out, results, _ = tiny_run
+    for name in ("results.json", "report.md", "report.html", "scores.png"):
+        assert (out / name).is_file(), name
+    conds = set(results["conditions"])
+    assert {"real", "regurg_scripted", "regurg_scripted2", "fraction_real_050", "mix_scripted_050",
+            "m1_order_scripted", "m1_topk_scripted", "m2_multigen", "m3_detector_scripted",
+            "m4_unlearn_scripted"} <= conds
+    saved = json.loads((out / "results.json").read_text())  # strict JSON: no NaN/Infinity
+    assert saved["config_hash"] == results["config_hash"]
+    assert saved["sacrebleu_signatures"]["bleu"].startswith("nrefs:1")
+    assert 0.0 <= saved["mitigation_data"]["m3_scripted"]["auroc"] <= 1.0
+    assert saved["students"]["m4_unlearn_scripted-s0"]["base_student"] == "regurg_scripted-s0"
+
+
+def test_report_numbers_equal_recomputed_from_saved_samples(tiny_run):
+    cfg, out, _, _ = tiny_run
+    results = json.loads((out / "results.json").read_text())
+    task = results["tasks"][0]
+    hyps, refs = {}, None
+    for _name, s in results["students"].items():
+        _, h, r = load_samples(Path(s["samples"][task]).parent.parent.parent, str(Path(s["samples"][task])))
+        refs = refs or r
+        assert r == refs
+        hyps[s["condition"]] = h
+        lm_eval = json.loads(Path(s["results_file"]).read_text())["results"][task]
+        for metric in ("bleu", "chrf", "ter"):
+            recomputed = corpus_score(metric, h, r)
+            assert math.isclose(results["scores"][task][s["condition"]][metric]["score"], recomputed, abs_tol=1e-9)
+            assert math.isclose(lm_eval[f"{metric},none"], recomputed, abs_tol=1e-9)
+    sc = results["scoring"]
+    for metric in ("bleu", "chrf", "ter"):
+        bs = paired_bootstrap(metric, hyps, refs, n=sc["resamples"], seed=sc["seed"])
+        d = degradation(bs, "real", "regurg_scripted", sc["level"]).to_dict()
+        assert d == results["degradation"][task]["regurg_scripted"][metric]
+        r = recovery(bs, "real", "regurg_scripted", "m1_topk_scripted", sc["level"]).to_dict()
+        assert r == results["recovery"][task]["m1_topk_scripted"]["regurg_scripted"][metric]
+        row = results["scores"][task]["real"][metric]
+        assert f"{row['score']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in (out / "report.md").read_text()
+    assert results["checks"][task]["equal_to_lm_eval"]
+
+
+def test_rerun_is_a_noop_and_resume_redoes_only_what_is_missing(tiny_run):
+    cfg, out, _, _ = tiny_run
+    before = (out / "results.json").stat().st_mtime_ns
+    said: list[str] = []
+    t = time.perf_counter()
+    again = run_protocol(cfg, out, say=said.append)
+    assert time.perf_counter() - t < 5 and again["up_to_date"] and "nothing to do" in said[0]
+    assert (out / "results.json").stat().st_mtime_ns == before
+    # an interrupted run: the last evaluation and the run marker are missing
+    (out / "run_done.json").unlink()
+    last_eval = sorted((out / "evals").glob("m4_unlearn_scripted-s0-*"))[0]
+    (last_eval / "done.json").unlink()
+    said.clear()
+    resumed = run_protocol(cfg, out, say=said.append)
+    trains = [m for m in said if m.startswith("[train")]
+    evals = [m for m in said if m.startswith("[eval")]
+    assert trains and all("cached" in m for m in trains)
+    assert [m for m in evals if "evaluated" in m] == [m for m in evals if "m4_unlearn_scripted-s0:" in m]
+    assert resumed["scores"] == json.loads((out / "results.json").read_text())["scores"]
+
+
+def test_dry_run_runs_nothing(tmp_path):
+    cfg = load_protocol_config(_write(tmp_path, TINY))
+    said: list[str] = []
+    plan = run_protocol(cfg, tmp_path / "dry", dry_run=True, say=said.append)
+    assert plan["dry_run"] and "m2_multigen-s0" in plan["students"]
+    assert not (tmp_path / "dry").exists()
