@@ -198,30 +198,40 @@ def test_lm_eval_reports_comet_only_where_configured(checkpoints, tiny_model_dir
 
 def test_regurg_bench_eval_reports_comet_from_the_environment_variable(checkpoints, tiny_model_dir, tmp_path):
     cmd = [sys.executable, "-m", "regurg_bench.cli", "eval", "--model", "hf", "--model_args",
-           f"pretrained={tiny_model_dir},dtype=float32", "--tasks", "regurg_mt_comet_es-en", "--limit",
-           str(LIMIT), "--batch_size", "4", "--output_path", str(tmp_path), "--gen_kwargs", "max_gen_toks=16"]
+           f"pretrained={tiny_model_dir},dtype=float32", "--tasks", "regurg_mt_comet_es-en,regurg_mt_es-en",
+           "--limit", str(LIMIT), "--batch_size", "4", "--output_path", str(tmp_path), "--gen_kwargs", "max_gen_toks=16"]
     env = {**os.environ, comet_mod.MODEL_ENV: str(checkpoints["regression"])}
     env.pop(comet_mod.QE_MODEL_ENV, None)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     (path,) = tmp_path.rglob("results_*.json")
-    r = _strict_json(path)["results"]["regurg_mt_comet_es-en"]
+    results = _strict_json(path)
+    r = results["results"]["regurg_mt_comet_es-en"]
     assert math.isfinite(r["comet,none"]) and "comet_qe,none" not in r
+    # The plain task reports the same COMET; the unconfigured comet_qe is not even declared.
+    assert results["results"]["regurg_mt_es-en"]["comet,none"] == r["comet,none"]
+    for task in ("regurg_mt_es-en", "regurg_mt_comet_es-en"):
+        assert set(results["higher_is_better"][task]) == {*CORPUS_METRICS, "comet"}
+    assert "comet_qe" not in json.dumps(results["configs"]["regurg_mt_es-en"])
 
 
-def test_plain_regurg_mt_reports_comet_only_when_configured(checkpoints, tiny_model_dir, tmp_path):
-    """`lm_eval --tasks regurg_mt_en-es`: COMET with a configured checkpoint, and no COMET value (strict
-    JSON, no NaN) without one; BLEU/chrF/chrF++/TER identical either way."""
+def test_plain_regurg_mt_reports_comet_only_when_configured(checkpoints, tiny_model_dir, tmp_path_factory):
+    """`lm_eval --tasks regurg_mt_en-es`: COMET with a configured checkpoint, and without one no COMET
+    anywhere in the results JSON or the samples (no value, no higher_is_better / metric_list entry, no
+    hook source), strict JSON; BLEU/chrF/chrF++/TER identical either way."""
+    cwd = tmp_path_factory.mktemp("cwd")
+
     def run(out: Path, env: dict) -> tuple[dict, dict]:
         proc = _lm_eval(["--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
                          "--tasks", "regurg_mt_en-es", "--limit", "3", "--device", "cpu", "--batch_size", "4",
                          "--log_samples", "--output_path", str(out), "--gen_kwargs", "max_gen_toks=16"],
-                        cwd=tmp_path, env=env)
+                        cwd=cwd, env=env)
         assert proc.returncode == 0, proc.stderr[-4000:]
         return _results_and_samples(out)
 
     unset = {comet_mod.MODEL_ENV: "", comet_mod.QE_MODEL_ENV: ""}
-    with_comet, samples = run(tmp_path / "with", {**unset, comet_mod.MODEL_ENV: str(checkpoints["regression"])})
+    with_comet, samples = run(tmp_path_factory.mktemp("with"),
+                              {**unset, comet_mod.MODEL_ENV: str(checkpoints["regression"])})
     r = with_comet["results"]["regurg_mt_en-es"]
     rows = samples["regurg_mt_en-es"]
     assert len(rows) == 3
@@ -230,12 +240,21 @@ def test_plain_regurg_mt_reports_comet_only_when_configured(checkpoints, tiny_mo
     ref = [x["doc"]["target"] for x in rows]
     expect = CometMetric(str(checkpoints["regression"]), cache=False).corpus_score(hyp, src, ref)
     assert math.isclose(r["comet,none"], expect, abs_tol=1e-6) and "comet_qe,none" not in r
-    assert with_comet["configs"]["regurg_mt_en-es"]["metadata"]["version"] == 1.1
+    assert r["comet_stderr,none"] == "N/A"
+    assert with_comet["configs"]["regurg_mt_en-es"]["metadata"]["version"] == 1.2
+    # Only the configured checkpoint's metric is declared; the unconfigured comet_qe is nowhere.
+    assert with_comet["higher_is_better"]["regurg_mt_en-es"]["comet"] is True
+    assert "comet_qe" not in json.dumps(with_comet)
+    assert [m["metric"] for m in with_comet["configs"]["regurg_mt_en-es"]["metric_list"]] == \
+        [*CORPUS_METRICS, "comet"]
+    assert all("comet" in x["metrics"] for x in rows)
 
-    without, _ = run(tmp_path / "without", unset)  # _results_and_samples parses strictly (NaN refused)
+    out = tmp_path_factory.mktemp("without")
+    without, no_samples = run(out, unset)  # _results_and_samples parses strictly (NaN refused)
+    for path in [*out.rglob("results_*.json"), *out.rglob("samples_*.jsonl")]:  # the files as written
+        assert "comet" not in path.read_text(encoding="utf-8").lower(), path
+    assert "comet" not in json.dumps(without).lower() and "comet" not in json.dumps(no_samples).lower()
     plain = without["results"]["regurg_mt_en-es"]
-    assert not any("comet" in k for k in plain)
-    assert not any("comet" in k for k in without.get("groups", {}).get("regurg_mt_en-es", {}))
     for metric in CORPUS_METRICS:  # unchanged by COMET, and equal to sacrebleu on the logged outputs
         assert plain[f"{metric},none"] == r[f"{metric},none"], metric
         assert math.isclose(r[f"{metric},none"], corpus_score(metric, hyp, ref), abs_tol=1e-9), metric

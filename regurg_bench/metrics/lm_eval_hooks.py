@@ -1,7 +1,9 @@
-"""lm-eval hooks of the neural-metric task variants ``regurg_mt_comet*`` and ``regurg_mt_muse*``.
+"""lm-eval hooks of the neural-metric task variants ``regurg_mt_comet*`` and ``regurg_mt_muse*``, and
+the task class of ``regurg_mt`` (optional COMET).
 
 lm-eval's default metric pipeline hands a metric only (reference, prediction); COMET also needs the
-source. These variants therefore use ``process_results`` (below), which returns, per document:
+source. These variants therefore use their own ``process_results`` (:func:`process_results_comet`,
+:func:`process_results_muse`), which return, per document:
 
 * for ``bleu``/``chrf``/``chrf++``/``ter`` exactly the item lm-eval's built-in pipeline produces
   (``[reference, prediction]``), aggregated by the same built-in corpus aggregations, so these four
@@ -20,13 +22,19 @@ document is scored; we validate the checkpoint and the COMET environment there, 
 before generation. A COMET key is returned only for a configured checkpoint; requesting a
 ``regurg_mt_comet`` task with none configured is an error (never a NaN, never a silent 0).
 
-The plain ``regurg_mt`` tasks (template version 1.1) use the same configuration, optionally: their
-dataset functions call :func:`configure_comet_optional` and their ``process_results`` is
-:func:`process_results` (below), which adds ``comet`` / ``comet_qe`` items only for a configured
-checkpoint. lm-eval aggregates only the metrics ``process_results`` returned (a metric listed in
-``metric_list`` but never returned gets no entry in ``results``, no NaN), so without a checkpoint
-their results carry no COMET value; the static ``higher_is_better`` / ``configs`` blocks still list
-the declared metric names.
+The plain ``regurg_mt`` tasks (template version 1.2) use the same configuration, optionally, through
+their task class :class:`RegurgMTTask` (``class: !function utils.RegurgMTTask`` in the template).
+lm-eval copies a task's declared ``metric_list`` into the results JSON (``higher_is_better``,
+``configs``) whether or not a metric is ever computed, and the source code of its ``process_results``
+and dataset function into ``configs``. So the class resolves the COMET configuration *before*
+lm-eval builds the task and hands lm-eval a config that describes exactly the task that runs: the
+COMET metrics of ``metric_list`` that have no configured checkpoint are removed, the dataset function
+and ``process_results`` are COMET-free (:func:`process_results` returns the four sacrebleu items) and
+the class adds the items of the configured COMET metrics. Without a checkpoint the results JSON and
+the logged samples of a ``regurg_mt`` task therefore mention no COMET at all; with one, ``comet`` /
+``comet_qe`` are reported as by the ``regurg_mt_comet`` tasks. The task variants that ``include:``
+the template (``regurg_mt_comet*``, ``regurg_mt_muse*``) inherit the class; it changes nothing for
+tasks that declare no COMET metric.
 """
 
 from __future__ import annotations
@@ -37,10 +45,14 @@ import os
 from collections import defaultdict
 from typing import Any
 
+from lm_eval.api.task import ConfigurableTask
+
 from regurg_bench.metrics.base import MetricError
 
 log = logging.getLogger(__name__)
 
+#: The COMET metric names, in the order they are declared in ``metric_list``.
+COMET_METRICS: tuple[str, ...] = ("comet", "comet_qe")
 #: What the current process's COMET tasks score with: {"comet": model, "comet_qe": model}.
 _COMET_CONFIG: dict[str, str] = {}
 _COMET_BATCH_SIZE = 16
@@ -90,22 +102,34 @@ def configure_comet_optional(comet_model: str | None = None, comet_qe_model: str
     return configure_comet(comet_model=comet_model, comet_qe_model=comet_qe_model, **metadata)
 
 
-# -- datasets (the regurg_mt ones, after configuring COMET) --------------------------------------------
+# -- the task class of regurg_mt -------------------------------------------------------------------
 
-def regurg_mt_embedded_dataset(regurg_direction: str, **metadata: Any):
-    """Dataset function of the plain ``regurg_mt_*`` tasks: COMET only if configured."""
-    from regurg_bench.evaluation.tasks import embedded_dataset
+class RegurgMTTask(ConfigurableTask):
+    """lm-eval task whose COMET metrics exist only when a checkpoint is configured (module docstring).
 
-    configure_comet_optional(**metadata)
-    return embedded_dataset(regurg_direction)
+    Built by lm-eval's task factory as ``RegurgMTTask(config=cfg)``, ``cfg`` being the task's YAML
+    (includes and ``!function`` resolved) with the run's ``--metadata`` / ``--model_args`` merged into
+    ``cfg["metadata"]``.
+    """
+
+    def __init__(self, config: dict | None = None, **kwargs: Any) -> None:
+        config = {k: v for k, v in (config or {}).items() if k != "class"}  # not a TaskConfig field
+        declared = [m for m in config.get("metric_list") or [] if m.get("metric") in COMET_METRICS]
+        # Checkpoints validated here, before any document is generated; {} when none is configured.
+        self._comet_models = configure_comet_optional(**(config.get("metadata") or {})) if declared else {}
+        if declared:
+            unconfigured = set(COMET_METRICS) - set(self._comet_models)
+            config["metric_list"] = [m for m in config["metric_list"] if m.get("metric") not in unconfigured]
+        super().__init__(config=config, **kwargs)
+
+    def process_results(self, doc: dict, results: list) -> dict:
+        out = super().process_results(doc, results)
+        for key, model in self._comet_models.items():  # (a variant's own hook may have added them)
+            out.setdefault(key, (model, doc["source"], results[0], doc["target"]))
+        return out
 
 
-def regurg_mt_custom_dataset(**metadata: Any):
-    from regurg_bench.evaluation.tasks import custom_dataset
-
-    configure_comet_optional(**metadata)
-    return custom_dataset(**metadata)
-
+# -- datasets of the regurg_mt_comet tasks (COMET required) ------------------------------------------
 
 def comet_embedded_dataset(regurg_direction: str, **metadata: Any):
     from regurg_bench.evaluation.tasks import embedded_dataset
@@ -133,12 +157,9 @@ def _sacrebleu_items(doc: dict, results: list) -> tuple[str, dict]:
 
 
 def process_results(doc: dict, results: list) -> dict:
-    """``process_results`` of the plain ``regurg_mt`` tasks: the four sacrebleu items, exactly as
-    lm-eval's built-in pipeline builds them, plus COMET items only for a configured checkpoint."""
-    hyp, out = _sacrebleu_items(doc, results)
-    for key, model in _COMET_CONFIG.items():
-        out[key] = (model, doc["source"], hyp, doc["target"])
-    return out
+    """``process_results`` of the ``regurg_mt`` tasks: the four sacrebleu items, exactly as lm-eval's
+    built-in pipeline builds them (their task class adds the items of any configured extra metric)."""
+    return _sacrebleu_items(doc, results)[1]
 
 
 def process_results_comet(doc: dict, results: list) -> dict:

@@ -1,12 +1,15 @@
 """lm-eval hooks of the regurg_mt tasks. Thin on purpose: the logic lives in regurg_bench."""
 
 from regurg_bench.evaluation.signatures import sacrebleu_signatures
-from regurg_bench.evaluation.tasks import doc_to_text
-from regurg_bench.metrics.lm_eval_hooks import comet_aggregation, comet_qe_aggregation, process_results
-from regurg_bench.metrics.lm_eval_hooks import regurg_mt_custom_dataset as custom_dataset
-from regurg_bench.metrics.lm_eval_hooks import regurg_mt_embedded_dataset as embedded_dataset
+from regurg_bench.evaluation.tasks import custom_dataset, doc_to_text, embedded_dataset
+from regurg_bench.metrics.lm_eval_hooks import (
+    RegurgMTTask,
+    comet_aggregation,
+    comet_qe_aggregation,
+    process_results,
+)
 
 SACREBLEU_SIGNATURES = sacrebleu_signatures()
 
-__all__ = ["SACREBLEU_SIGNATURES", "comet_aggregation", "comet_qe_aggregation", "custom_dataset", "doc_to_text",
-           "embedded_dataset", "process_results"]
+__all__ = ["SACREBLEU_SIGNATURES", "RegurgMTTask", "comet_aggregation", "comet_qe_aggregation", "custom_dataset",
+           "doc_to_text", "embedded_dataset", "process_results"]
