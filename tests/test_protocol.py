@@ -15,7 +15,7 @@ from regurg_bench.evaluation.signatures import corpus_score
 from regurg_bench.protocol.config import default_protocol_config, load_protocol_config
 from regurg_bench.protocol.report import load_samples
 from regurg_bench.protocol.run import run_protocol
-from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
 
 TINY = """
 name: tiny
@@ -26,6 +26,7 @@ build:
   generators: {scripted: {kind: scripted}, scripted2: {kind: scripted}}
   mixes: {ratios: [0.5], generators: [scripted]}
   fractions_of_real: [0.5]
+  ladder: {step: 50}
   write_hf: false
 train: {base_model: "scratch:test", max_steps: 3, batch_size: 8, checkpoint_every: 0}
 eval: {limit: 5, max_gen_toks: 8, batch_size: 5}
@@ -83,6 +84,11 @@ def test_matrix_and_files(tiny_run):
     assert {"real", "regurg_scripted", "regurg_scripted2", "fraction_real_050", "mix_scripted_050",
             "m1_order_scripted", "m1_topk_scripted", "m2_multigen", "m3_detector_scripted",
             "m4_unlearn_scripted"} <= conds
+    assert {"ladder_real_50", "ladder_regurg_scripted_50", "ladder_regurg_scripted2_50"} <= conds
+    assert set(results["plots"]) >= {"scores.png", "sizes.png", "diagnostics.png"}
+    kinds = {c["claim"] for c in results["claims"]}
+    assert {"degradation", "ladder", "fraction", "errors", "diversity", "m1_order", "m1_topk", "m2_multigen",
+            "m3_detector", "m4_unlearn"} <= kinds
     saved = json.loads((out / "results.json").read_text())  # strict JSON: no NaN/Infinity
     assert saved["config_hash"] == results["config_hash"]
     assert saved["sacrebleu_signatures"]["bleu"].startswith("nrefs:1")
@@ -96,11 +102,11 @@ def test_report_numbers_equal_recomputed_from_saved_samples(tiny_run):
     task = results["tasks"][0]
     hyps, refs = {}, None
     for _name, s in results["students"].items():
-        _, h, r = load_samples(Path(s["samples"][task]).parent.parent.parent, str(Path(s["samples"][task])))
+        _, h, r = load_samples(out, s["samples"][task])
         refs = refs or r
         assert r == refs
         hyps[s["condition"]] = h
-        lm_eval = json.loads(Path(s["results_file"]).read_text())["results"][task]
+        lm_eval = json.loads((out / s["results_file"]).read_text())["results"][task]
         for metric in ("bleu", "chrf", "ter"):
             recomputed = corpus_score(metric, h, r)
             assert math.isclose(results["scores"][task][s["condition"]][metric]["score"], recomputed, abs_tol=1e-9)
@@ -112,6 +118,8 @@ def test_report_numbers_equal_recomputed_from_saved_samples(tiny_run):
         assert d == results["degradation"][task]["regurg_scripted"][metric]
         r = recovery(bs, "real", "regurg_scripted", "m1_topk_scripted", sc["level"]).to_dict()
         assert r == results["recovery"][task]["m1_topk_scripted"]["regurg_scripted"][metric]
+        diff = difference(bs, "fraction_real_050", "regurg_scripted", sc["level"]).to_dict()
+        assert diff == results["differences"][task]["fraction_real_050"]["regurg_scripted"][metric]
         row = results["scores"][task]["real"][metric]
         assert f"{row['score']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in (out / "report.md").read_text()
     assert results["checks"][task]["equal_to_lm_eval"]

@@ -137,3 +137,19 @@ def test_seeds_level():
     assert mixed.per_seed["a"][1] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="hypotheses"):
         paired_bootstrap("bleu", {"a": half[:-1]}, refs, n=5)
+
+
+def test_difference_known_values_and_ter_direction():
+    from regurg_bench.scoring import difference
+
+    # fraction 12 vs regurg 10 (BLEU): Δ = 2; replicates of fraction 10.1..14.0 -> Δ_i = i/10 - 0
+    bs = _bs("bleu", True, frac=(12.0, [10 + i / 10 for i in range(1, 41)]), regurg=(10.0, [10.0] * 40))
+    d = difference(bs, "frac", "regurg")
+    assert d.estimate == pytest.approx(2.0)
+    assert (d.ci_low, d.ci_high) == (pytest.approx(0.1), pytest.approx(3.9)) and d.status == OK
+    # TER 60 vs 70: the lower TER is the better system, so Δ(frac over regurg) = +10
+    ter = _bs("ter", False, frac=(60.0, [60.0] * 40), regurg=(70.0, [70.0] * 40))
+    assert difference(ter, "frac", "regurg").estimate == pytest.approx(10.0)
+    # an interval that contains 0 is flagged, never called a win
+    noisy = _bs("bleu", True, frac=(10.5, [9.0 + i / 10 for i in range(40)]), regurg=(10.0, [10.0] * 40))
+    assert difference(noisy, "frac", "regurg").status == NOT_SIGNIFICANT

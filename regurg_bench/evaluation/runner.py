@@ -41,6 +41,8 @@ class EvalRequest:
     metadata: dict[str, Any] | None = None
     include_path: str | None = None
     seeds: tuple[int, int, int, int] = LM_EVAL_DEFAULT_SEEDS
+    #: lm-eval's stderr bootstrap (its default); 0 skips it (callers with their own intervals).
+    bootstrap_iters: int = 100000
 
 
 def resolve_device(device: str) -> str:
@@ -109,6 +111,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         log_samples=req.log_samples, evaluation_tracker=tracker, gen_kwargs=req.gen_kwargs,
         task_manager=task_manager, random_seed=seeds[0], numpy_random_seed=seeds[1],
         torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
+        bootstrap_iters=req.bootstrap_iters,
     )
     if results is None:  # non-zero rank in a distributed run
         return {}

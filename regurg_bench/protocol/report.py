@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
-from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
 from regurg_bench.scoring.bootstrap import percentile_interval
-from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK, UNDEFINED
+from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
 
 SCHEMA = "regurg-bench/results/v1"
+#: The report's plots (written when they have data), with captions.
+PLOTS = [("scores.png", "Score per condition with 95% intervals"),
+         ("sizes.png", "Score vs training size, real vs generated (size ladder)"),
+         ("recovery.png", "Recovery R per mitigation with intervals"),
+         ("diagnostics.png", "Diagnostics of the training splits, human vs generated")]
 METRIC_LABEL = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
 
 
@@ -53,24 +58,37 @@ def hyps_from_evals(students: dict[str, Any], evals: dict[str, Any], task: str
     return hyps_by_cond, refs or [], seeds
 
 
+def _rel(path: str | Path | None, root: Path) -> str | None:
+    """``path`` relative to ``root`` in POSIX form (None stays None; paths outside ``root`` stay absolute)."""
+    if path is None:
+        return None
+    path, root = Path(path).absolute(), Path(root).absolute()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
 def _baselines(kind: str, generator: str | None, gens: list[str]) -> list[str]:
     return [generator] if generator else gens
 
 
 def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], tasks: list[str],
-              derived: dict[str, Any], manifest: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+              derived: dict[str, Any], manifest: dict[str, Any], notes: list[str],
+              diagnostics: dict[str, Any] | None = None) -> dict[str, Any]:
     sc = cfg.scoring
     gens = list(cfg.build.generators)
     conditions = {}
     for s in students.values():
-        conditions.setdefault(s.condition, {"kind": s.kind, "generator": s.generator, "seeds": []})["seeds"].append(s.seed)
+        info = conditions.setdefault(s.condition, {"kind": s.kind, "generator": s.generator, "seeds": []})
+        info["seeds"].append(s.seed)
+        if s.size is not None:
+            info["size"] = s.size
     scores: dict[str, Any] = {}
     degr: dict[str, Any] = {}
     recov: dict[str, Any] = {}
+    diffs: dict[str, Any] = {}
     checks: dict[str, Any] = {}
     for task in tasks:
         hyps_by_cond, refs, _ = hyps_from_evals(students, evals, task)
-        scores[task], degr[task], recov[task] = {}, {}, {}
+        scores[task], degr[task], recov[task], diffs[task] = {}, {}, {}, {}
         max_diff = 0.0
         for metric in sc.metrics:
             bs = paired_bootstrap(metric, hyps_by_cond, refs, n=sc.resamples, seed=sc.seed)
@@ -87,7 +105,16 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
                 degr[task].setdefault(f"regurg_{g}", {})[metric] = degradation(
                     bs, "real", f"regurg_{g}", sc.level).to_dict()
             for cond, info in conditions.items():
-                if cond == "real" or info["kind"] == "regurg":
+                if info["kind"] == "fraction":  # a fraction of the real pairs vs all-generated at full size
+                    for g in gens:
+                        diffs[task].setdefault(cond, {}).setdefault(f"regurg_{g}", {})[metric] = difference(
+                            bs, cond, f"regurg_{g}", sc.level).to_dict()
+                if info["kind"] == "ladder" and info["generator"]:  # real vs generated at the same size
+                    real_rung = f"ladder_real_{info['size']}"
+                    if real_rung in hyps_by_cond:
+                        diffs[task].setdefault(real_rung, {}).setdefault(cond, {})[metric] = difference(
+                            bs, real_rung, cond, sc.level).to_dict()
+                if cond == "real" or info["kind"] in ("regurg", "ladder"):
                     continue
                 for g in _baselines(info["kind"], info["generator"], gens):
                     recov[task].setdefault(cond, {}).setdefault(f"regurg_{g}", {})[metric] = recovery(
@@ -109,23 +136,27 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "scoring": {"method": "paired bootstrap over test sentences (and over seeds when several), "
                               "percentile intervals", "resamples": sc.resamples, "level": sc.level, "seed": sc.seed},
         "data": {"build_config_hash": manifest["config_hash"], "corpus": manifest["corpus"],
+                 "matched_pairs": manifest["matched"],
                  "generators": manifest["generators"],
                  "split_fingerprints": {k: v["fingerprint"] for k, v in manifest["conditions"].items()}},
         "conditions": conditions,
-        "students": {name: {"condition": s.condition, "seed": s.seed, "key": s.key, "model_id": str(s.dir),
-                            "split": str(s.split), "curriculum": str(s.curriculum) if s.curriculum else None,
-                            "forget": str(s.forget) if s.forget else None, "base_student": s.base_student,
+        # Paths are relative to the run folder, so a run folder is self-contained (a leaderboard submission).
+        "students": {name: {"condition": s.condition, "seed": s.seed, "key": s.key, "model_id": _rel(s.dir, out),
+                            "split": _rel(s.split, out), "curriculum": _rel(s.curriculum, out),
+                            "forget": _rel(s.forget, out), "base_student": s.base_student,
                             "base_model": (cfg.train.get("base_model", "scratch:tiny") if not s.base_student
-                                           else str(students[s.base_student].dir)),
-                            "samples": {t: str(Path(evals[name]["dir"]) / f) for t, f in
+                                           else _rel(students[s.base_student].dir, out)),
+                            "samples": {t: _rel(Path(evals[name]["dir"]) / f, out) for t, f in
                                         evals[name]["samples_files"].items()},
-                            "results_file": str(Path(evals[name]["dir"]) / evals[name]["results_file"])}
+                            "results_file": _rel(Path(evals[name]["dir"]) / evals[name]["results_file"], out)}
                      for name, s in students.items()},
-        "mitigation_data": {k: {kk: vv for kk, vv in v.items()} for k, v in derived.items()},
+        "mitigation_data": {k: v | {"dir": _rel(v["dir"], out)} for k, v in derived.items()},
         "scores": scores,
         "degradation": degr,
         "recovery": recov,
-        "claims": claims(scores, degr, recov, conditions, gens, sc.metrics, notes),
+        "differences": diffs,
+        "diagnostics": diagnostics,
+        "claims": claims(scores, degr, recov, conditions, gens, sc.metrics, notes, diffs, diagnostics),
         "checks": checks,
         "notes": notes,
     }
@@ -150,12 +181,20 @@ def _fmt_effect(effect: dict[str, Any]) -> str:
     return f"{effect['estimate']:.3f} {ci}" + ("" if effect["status"] == OK else f" ({effect['status']})")
 
 
+def _num(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
+
+
 def _f(x: float | None) -> str:
     return "±inf" if x is None else f"{x:.3f}"
 
 
 CLAIM_TEXT = {
     "degradation": "Training on regurgitated targets degrades the student vs real targets (same sources, same budget): D > 0",
+    "ladder": "Real beats regurgitated data at every equal training size (size ladder): Δ > 0",
+    "fraction": "A fraction of the real data beats all of the generated data (full size): Δ > 0",
+    "errors": "Mechanism (a): generated targets have higher error rates than human ones (error proxies)",
+    "diversity": "Mechanism (b): generated targets have lower lexical diversity than human ones",
     "m1_order": "M1: ordering generated pairs by reference-free quality (high -> low) recovers part of the gap: R > 0",
     "m1_topk": "M1: keeping only the top-quality generated pairs recovers part of the gap: R > 0",
     "m2_multigen": "M2: mixing several generators at equal total size recovers part of the gap: R > 0",
@@ -164,20 +203,53 @@ CLAIM_TEXT = {
 }
 
 
-def claims(scores, degr, recov, conditions, gens, metrics, notes) -> list[dict[str, Any]]:
+def _per_metric(effects: dict[str, Any]) -> dict[str, Any]:
+    return {m: {"verdict": _verdict(e), **e} for m, e in effects.items()}
+
+
+def _diagnostic_claims(diagnostics: dict[str, Any], gens: list[str]) -> list[dict[str, Any]]:
+    """Descriptive (point) comparisons of each generated split with the human one, per key statistic."""
     out = []
+    for family in ("errors", "diversity"):
+        for g in gens:
+            per = {}
+            for key, st in diagnostics["stats"].items():
+                real, gen = st["values"].get("real"), st["values"].get(f"regurg_{g}")
+                if st["family"] != family or st["better"] not in ("higher", "lower") or real is None or gen is None:
+                    continue
+                worse = gen < real if st["better"] == "higher" else gen > real
+                verdict = "equal" if gen == real else ("holds" if worse else "contradicted")
+                per[key] = {"label": st["label"], "better": st["better"], "real": real, "generated": gen,
+                            "verdict": verdict + " (descriptive, no interval)"}
+            if per:
+                out.append({"claim": family, "text": CLAIM_TEXT[family], "task": None,
+                            "condition": f"regurg_{g}", "generator": g, "per_metric": {}, "per_stat": per})
+    return out
+
+
+def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, diagnostics=None) -> list[dict[str, Any]]:
+    out = []
+    diffs = diffs or {}
     for task in degr:
         for g in gens:
-            per = {m: {"verdict": _verdict(e), **e} for m, e in degr[task][f"regurg_{g}"].items()}
             out.append({"claim": "degradation", "text": CLAIM_TEXT["degradation"], "task": task,
-                        "condition": f"regurg_{g}", "generator": g, "per_metric": per})
+                        "condition": f"regurg_{g}", "generator": g,
+                        "per_metric": _per_metric(degr[task][f"regurg_{g}"])})
+        for better, against in diffs.get(task, {}).items():
+            kind = "fraction" if conditions[better]["kind"] == "fraction" else "ladder"
+            for worse, effects in against.items():
+                out.append({"claim": kind, "text": CLAIM_TEXT[kind], "task": task,
+                            "condition": f"{better} vs {worse}", "generator": worse.removeprefix("regurg_"),
+                            "per_metric": _per_metric(effects)})
         for cond, info in conditions.items():
-            if info["kind"] not in CLAIM_TEXT:
+            if info["kind"] not in CLAIM_TEXT or info["kind"] in ("fraction", "ladder"):
                 continue
             for base, per_metric in recov[task].get(cond, {}).items():
-                per = {m: {"verdict": _verdict(e), **e} for m, e in per_metric.items()}
                 out.append({"claim": info["kind"], "text": CLAIM_TEXT[info["kind"]], "task": task,
-                            "condition": cond, "generator": base.removeprefix("regurg_"), "per_metric": per})
+                            "condition": cond, "generator": base.removeprefix("regurg_"),
+                            "per_metric": _per_metric(per_metric)})
+    if diagnostics:
+        out += _diagnostic_claims(diagnostics, gens)
     if not any(c["claim"] == "m2_multigen" for c in out):
         out.append({"claim": "m2_multigen", "text": CLAIM_TEXT["m2_multigen"], "task": None, "condition": None,
                     "generator": None, "per_metric": {},
@@ -222,15 +294,28 @@ def blocks(results: dict[str, Any]) -> list[tuple]:
     b.append(("h", 2, "Paper claims"))
     rows = []
     for c in results["claims"]:
-        if not c["per_metric"]:
-            rows.append([c["text"], "-", c.get("verdict", "")] + [""] * 0)
-            continue
-        verdicts = "; ".join(f"{METRIC_LABEL[m]}: {v['verdict']}, {_fmt_effect(v)}" for m, v in c["per_metric"].items())
-        rows.append([c["text"], f"{c['condition']} ({c['task']})", verdicts])
+        if c.get("per_stat"):
+            verdicts = "; ".join(f"{v['label']} ({v['better']} is better): human {_num(v['real'])}, generated "
+                                 f"{_num(v['generated'])}: {v['verdict']}" for v in c["per_stat"].values())
+            rows.append([c["text"], f"{c['condition']} (training split)", verdicts])
+        elif not c["per_metric"]:
+            rows.append([c["text"], "-", c.get("verdict", "")])
+        else:
+            verdicts = "; ".join(f"{METRIC_LABEL[m]}: {v['verdict']}, {_fmt_effect(v)}"
+                                 for m, v in c["per_metric"].items())
+            rows.append([c["text"], f"{c['condition']} ({c['task']})", verdicts])
     b.append(("table", ["claim", "condition", f"verdict per metric (estimate [{level}% CI])"], rows))
     b.append(("p", "A claim *holds* when the interval lies above 0, is *contradicted* when it lies below 0, and "
                    "is *inconclusive* when it contains 0. Recovery is undefined (no number) when the real-vs-regurg "
-                   "gap itself is not significant."))
+                   "gap itself is not significant. Δ is a paired score difference in metric points (TER: "
+                   "sign flipped). The mechanism rows compare the training splits themselves (point values of "
+                   "the diagnostics, no interval)."))
+    for name, caption in PLOTS:
+        if name not in results.get("plots", []):
+            continue
+        if name != "scores.png":
+            b.append(("h", 3, caption))
+            b.append(("img", name))
     md = results.get("mitigation_data", {})
     if md:
         b.append(("h", 2, "Mitigation data"))
@@ -260,7 +345,7 @@ def to_markdown(bl: list[tuple]) -> str:
         elif blk[0] == "p":
             lines += [blk[1], ""]
         elif blk[0] == "img":
-            lines += [f"![scores]({blk[1]})", ""]
+            lines += [f"![{blk[1].removesuffix('.png')}]({blk[1]})", ""]
         else:
             header, rows = blk[1], blk[2]
             lines.append("| " + " | ".join(header) + " |")
@@ -280,7 +365,7 @@ def to_html(bl: list[tuple], title: str) -> str:
         elif blk[0] == "p":
             parts.append(f"<p>{html.escape(blk[1])}</p>")
         elif blk[0] == "img":
-            parts.append(f"<img src='{html.escape(blk[1])}' alt='scores' style='max-width:100%'>")
+            parts.append(f"<img src='{html.escape(blk[1])}' alt='{html.escape(blk[1])}' style='max-width:100%'>")
         else:
             parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in blk[1]) + "</tr>")
             parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in blk[2]]
@@ -311,14 +396,105 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
     fig.suptitle(f"{task}: score per condition, {int(results['scoring']['level'] * 100)}% bootstrap CI")
     fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, metadata={"Software": None})
     plt.close(fig)
     tmp.replace(path)
 
 
+def plot_sizes(results: dict[str, Any], path: Path) -> bool:
+    """Score vs training size: the real ladder and each generator's ladder (the full-size students last)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task, conds = results["tasks"][0], results["conditions"]
+    per = results["scores"][task]
+    full = results["data"].get("matched_pairs")
+    lines: dict[str, list[tuple[int, dict]]] = {}
+    for cond, info in conds.items():
+        if info["kind"] == "ladder":
+            lines.setdefault(info["generator"] or "real", []).append((info["size"], per[cond]))
+        elif info["kind"] in ("real", "regurg") and full:
+            lines.setdefault(info["generator"] or "real", []).append((full, per[cond]))
+    if not any(info["kind"] == "ladder" for info in conds.values()):
+        return False
+    metrics = results["config"]["scoring"]["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for name, pts in sorted(lines.items(), key=lambda kv: kv[0] != "real"):
+            pts.sort(key=lambda t: t[0])
+            x = [p[0] for p in pts]
+            y = [p[1][m]["score"] for p in pts]
+            ax.plot(x, y, marker="o", label="human targets" if name == "real" else f"{name} targets",
+                    color="tab:green" if name == "real" else None)
+            ax.fill_between(x, [p[1][m]["ci_low"] for p in pts], [p[1][m]["ci_high"] for p in pts], alpha=0.15)
+        ax.set_xlabel("training pairs")
+        ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{task}: score vs training size, {int(results['scoring']['level'] * 100)}% bootstrap CI")
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def plot_recovery(results: dict[str, Any], path: Path) -> bool:
+    """R per mitigation (and fraction/mix condition) with its interval, one panel per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task = results["tasks"][0]
+    rec = results["recovery"][task]
+    metrics = results["config"]["scoring"]["metrics"]
+    rows = [(f"{c} vs {b}" if len(bases) > 1 else c, bases[b]) for c, bases in rec.items() for b in bases]
+    if not rows or not any(e[m]["estimate"] is not None for _, e in rows for m in metrics):
+        return False
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.4 * len(rows) + 1.8), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for i, (_, eff) in enumerate(rows):
+            e = eff[m]
+            if e["estimate"] is None:
+                ax.annotate(e["status"], (0, i), fontsize=7, va="center", color="grey")
+                continue
+            lo = e["ci_low"] if e["ci_low"] is not None else -10.0
+            hi = e["ci_high"] if e["ci_high"] is not None else 10.0
+            ax.errorbar([e["estimate"]], [i], xerr=[[e["estimate"] - lo], [hi - e["estimate"]]], fmt="o",
+                        color="tab:blue" if e["status"] == OK else "tab:grey", capsize=3)
+        ax.axvline(0, color="tab:red", lw=0.8)
+        ax.axvline(1, color="tab:green", lw=0.8, ls="--")
+        ax.set_xlim(-1.5, 2.5)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows] if ax is axes[0][0] else [""] * len(rows))
+        ax.invert_yaxis()
+        ax.set_title(f"R on {METRIC_LABEL[m]} (0 = regurg, 1 = real)")
+    fig.suptitle(f"{task}: recovery of the real-vs-regurgitated gap")
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
 def write_reports(results: dict[str, Any], out: Path) -> None:
+    import shutil
+
     plot(results, out / "scores.png")
+    plots = ["scores.png"]
+    if plot_sizes(results, out / "sizes.png"):
+        plots.append("sizes.png")
+    if plot_recovery(results, out / "recovery.png"):
+        plots.append("recovery.png")
+    diag = results.get("diagnostics") or {}
+    if diag.get("plot") and (out / diag["plot"]).is_file():
+        shutil.copyfile(out / diag["plot"], out / "diagnostics.png")
+        plots.append("diagnostics.png")
+    results["plots"] = plots
     bl = blocks(results)
     for name, text in (("report.md", to_markdown(bl)), ("report.html", to_html(bl, results["name"]))):
         with atomic_write(out / name) as handle:
@@ -326,6 +502,3 @@ def write_reports(results: dict[str, Any], out: Path) -> None:
     with atomic_write(out / "results.json") as handle:
         json.dump(results, handle, indent=2, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
-
-
-_unused = (_finite, UNDEFINED)

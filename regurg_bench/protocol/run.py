@@ -101,12 +101,13 @@ class Student:
     condition: str
     seed: int
     split: Path
-    kind: str  # real | regurg | fraction | mix | m1_order | m1_topk | m2_multigen | m3_detector | m4_unlearn
+    kind: str  # real | regurg | ladder | fraction | mix | m1_order | m1_topk | m2_multigen | m3_detector | m4_unlearn
     generator: str | None = None  # the generator whose REGURG student is its baseline (None: every one)
     curriculum: Path | None = None
     forget: Path | None = None
     base_student: str | None = None  # name of the student it continues (M4)
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None  # ladder rungs: training pairs
     key: str = ""
     dir: Path | None = None
 
@@ -273,6 +274,29 @@ def unlearning_stage(cfg: ProtocolConfig, out: Path, splits: Path, g: str, ranki
     return record | {"dir": str(folder)}
 
 
+def diagnostics_stage(cfg: ProtocolConfig, out: Path, splits: Path) -> dict[str, Any]:
+    """Diagnostics of the training splits (human vs each generator): error proxies, diversity, uniformity."""
+    files = [splits / "real.jsonl"] + [splits / f"regurg_{g}.jsonl" for g in cfg.build.generators]
+    key = _sha("diagnostics", SCHEMA_VERSION, [file_sha(f) for f in files])[:16]
+
+    def make(folder: Path) -> dict[str, Any]:
+        from regurg_bench.diagnostics.runner import diagnose
+
+        report = diagnose(splits, label="training splits")
+        report.write_json(folder / "diagnostics.json")
+        report.plot(folder / "diagnostics.png")
+        return {"stats": {k: {"label": info.get("label", k), "family": info.get("family"),
+                              "better": info.get("better"),
+                              "values": {c: report.value(c, k) for c in report.conditions}}
+                          for k, info in report.stat_info.items() if info.get("key")},
+                "n_pairs": report.n_pairs, "token_budget": report.token_budget, "notes": report.notes}
+
+    folder = out / "derived" / f"diagnostics-{key}"
+    record, _ = _cached(folder, make)
+    rel = folder.relative_to(out).as_posix()
+    return record | {"file": f"{rel}/diagnostics.json", "plot": f"{rel}/diagnostics.png"}
+
+
 def train_student(cfg: ProtocolConfig, s: Student, students: dict[str, Student]) -> bool:
     """Train ``s`` into its fingerprinted folder; True when it was already there."""
     from regurg_bench.training import TrainConfig, train
@@ -306,7 +330,8 @@ def eval_student(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path) -
         req = EvalRequest(model=e.backend, model_args=f"pretrained={s.dir},dtype={dtype}", tasks=tasks,
                           limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                           output_path=str(folder / "lm_eval"), log_samples=True,
-                          gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata)
+                          gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
+                          bootstrap_iters=0)  # the protocol's own paired bootstrap gives the intervals
         results = run_eval(req)
         samples = {t: str(next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder))
                    for t in tasks}
@@ -338,6 +363,9 @@ def plan_students(cfg: ProtocolConfig, out: Path, manifest: dict[str, Any], deri
                 base.append(Student(name, seed, splits / info["file"], "fraction"))
             elif info["kind"] == "mix" and 0.0 < info.get("ratio", 0.0) < 1.0:
                 base.append(Student(name, seed, splits / info["file"], "mix", info["generator"]))
+            elif info["kind"] == "ladder":
+                base.append(Student(name, seed, splits / info["file"], "ladder", info["generator"],
+                                    size=info["size"]))
         for g in gens:
             if f"m1_{g}" in derived:
                 d = Path(derived[f"m1_{g}"]["dir"])
@@ -442,6 +470,10 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
             derived[f"m4_{g}"] = unlearning_stage(cfg, out, splits, g, ranking, by)
     timer.add("m4_data", time.perf_counter() - t)
 
+    t = time.perf_counter()
+    diagnostics = diagnostics_stage(cfg, out, splits)
+    timer.add("diagnostics", time.perf_counter() - t)
+
     students = _assign_keys(cfg, out, plan_students(cfg, out, manifest, derived))
     for i, s in enumerate(students.values(), 1):
         t = time.perf_counter()
@@ -460,7 +492,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     t = time.perf_counter()
     from regurg_bench.protocol.report import score_run, write_reports
 
-    results = score_run(cfg, out, students, evals, tasks, derived, manifest, notes)
+    results = score_run(cfg, out, students, evals, tasks, derived, manifest, notes, diagnostics)
     timer.add("score", time.perf_counter() - t)
     t = time.perf_counter()
     results["timings_s"] = {k: round(v, 2) for k, v in timer.stages.items()}
@@ -482,6 +514,14 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> 
     if cfg.build.mixes:
         conds += [f"mix_{g}_{round(r * 100):03d}" for g in (cfg.build.mixes.generators or gens)
                   for r in cfg.build.mixes.ratios if 0.0 < r < 1.0]
+    if cfg.build.ladder:
+        lad = cfg.build.ladder
+        top = min(x for x in (lad.max, cfg.build.size) if x) if (lad.max or cfg.build.size) else None
+        if top is None:
+            conds.append(f"ladder_<every {lad.step} pairs up to the corpus size>")
+        else:
+            for size in range(lad.step, top, lad.step):
+                conds += [f"ladder_real_{size}"] + [f"ladder_regurg_{g}_{size}" for g in gens]
     for g in gens:
         conds += ([f"m1_order_{g}", f"m1_topk_{g}"] if m.quality.enabled else [])
         conds += [f"m3_detector_{g}"] if m.detector.enabled else []

@@ -1,10 +1,11 @@
 """Degradation and recovery with paired-bootstrap confidence intervals (pure; no model, no torch).
 
 Entry points: :func:`paired_bootstrap` (corpus scores of several conditions on jointly resampled
-test sentences, optionally also resampling seeds), :func:`degradation` and :func:`recovery`.
+test sentences, optionally also resampling seeds), :func:`degradation`, :func:`recovery` and
+:func:`difference` (a paired score difference in metric points).
 """
 
 from regurg_bench.scoring.bootstrap import BootstrapScores, paired_bootstrap
-from regurg_bench.scoring.effects import Effect, degradation, recovery
+from regurg_bench.scoring.effects import Effect, degradation, difference, recovery
 
-__all__ = ["BootstrapScores", "Effect", "degradation", "paired_bootstrap", "recovery"]
+__all__ = ["BootstrapScores", "Effect", "degradation", "difference", "paired_bootstrap", "recovery"]

@@ -108,3 +108,12 @@ def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         notes.append("interval unbounded (some replicates had a zero gap)")
     return Effect("recovery", bs.metric, estimate, lo, hi, _significance(lo, hi), "; ".join(notes), level)
+
+
+def difference(bs: BootstrapScores, better: str, worse: str, level: float = 0.95) -> Effect:
+    """Δ = sign * (S_better - S_worse) in metric points: > 0 when ``better`` really scored better (TER's
+    direction handled). ``ok`` when the interval excludes 0 (either side), else ``not_significant``."""
+    sign = 1.0 if bs.higher_is_better else -1.0
+    estimate = sign * (bs.point[better] - bs.point[worse])
+    lo, hi = percentile_interval(sign * (bs.replicates[better] - bs.replicates[worse]), level)
+    return Effect("difference", bs.metric, estimate, lo, hi, _significance(lo, hi), "", level)
