@@ -152,3 +152,48 @@ def test_dry_run_runs_nothing(tmp_path):
     plan = run_protocol(cfg, tmp_path / "dry", dry_run=True, say=said.append)
     assert plan["dry_run"] and "m2_multigen-s0" in plan["students"]
     assert not (tmp_path / "dry").exists()
+
+
+def _keys(model_cls, prefix=""):
+    from pydantic import BaseModel
+
+    for name, f in model_cls.model_fields.items():
+        yield prefix + name
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield from _keys(ann, prefix + name + ".")
+
+
+def test_example_config_documents_every_key_and_loads():
+    import yaml
+
+    from regurg_bench.protocol.config import ProtocolConfig
+
+    path = Path(__file__).parents[1] / "regurg_bench" / "protocol" / "example_config.yaml"
+    load_protocol_config(path)
+    raw = yaml.safe_load(path.read_text())
+
+    def present(dotted):
+        node = raw
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    missing = [k for k in _keys(ProtocolConfig) if not present(k)]
+    assert not missing, f"example_config.yaml does not document {missing}"
+
+
+def test_presets_load_and_the_paper_plan_prints(tmp_path):
+    from regurg_bench.protocol.config import preset_names, preset_path
+
+    assert {"default", "paper"} <= set(preset_names())
+    paper = load_protocol_config(preset_path("paper"))
+    assert paper.eval.backend == "vllm" and paper.train["method"] == "lora" and paper.build.ladder.step == 1000
+    said: list[str] = []
+    plan = run_protocol(paper, tmp_path / "paper", dry_run=True, say=said.append)
+    assert "ladder_regurg_llama_1000-s2" in plan["students"] and "m2_multigen-s0" in plan["students"]
+    assert not (tmp_path / "paper").exists()
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset_path("nope")

@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
         base_model: Annotated[str | None, typer.Option("--base-model",
                                                        help="Override train.base_model (e.g. scratch:tiny, a folder).")] = None,
         backend: Annotated[str | None, typer.Option("--backend", help="Override eval.backend: hf or vllm.")] = None,
+        preset: Annotated[str | None, typer.Option(
+            "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU) or 'paper' "
+                             "(Europarl de-en, LLM generators, LoRA, vLLM; GPU + internet).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")] = False,
     ) -> None:
         """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
@@ -32,13 +35,15 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from regurg_bench.builders.config import ConfigError
-        from regurg_bench.protocol.config import load_protocol_config
+        from regurg_bench.protocol.config import load_protocol_config, preset_path
         from regurg_bench.protocol.run import run_protocol
 
         err = Console(stderr=True)
         logging.basicConfig(level=logging.WARNING)
         try:
-            cfg = load_protocol_config(config)
+            if preset and config:
+                raise ConfigError("give a CONFIG file or --preset, not both")
+            cfg = load_protocol_config(preset_path(preset) if preset else config)
             changes = {}
             if base_model:
                 changes["train.base_model"] = base_model

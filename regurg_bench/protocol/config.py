@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from regurg_bench.builders.config import BuildConfig, ConfigError, GeneratorConfig, MixConfig
+from regurg_bench.builders.config import BuildConfig, ConfigError
 
 
 class _Strict(BaseModel):
@@ -155,16 +155,21 @@ def load_protocol_config(path: str | Path | None) -> ProtocolConfig:
     return _validate(raw, str(path))
 
 
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
+    return path
+
+
 def default_protocol_config() -> ProtocolConfig:
-    """The embedded default: en->es Bible, human vs Apertium, tiny from-scratch students, sized for
-    <= 10 minutes on 2 CPU cores (see the report's stage timings)."""
-    return ProtocolConfig(
-        name="default",
-        build=BuildConfig(name="protocol-default", corpus="bible:en-es:train", size=3000,
-                          generators={"apertium": GeneratorConfig(kind="apertium")},
-                          mixes=MixConfig(ratios=[0.5]), fractions_of_real=[0.5], write_hf=False),
-        train={"base_model": "scratch:tiny", "max_steps": 250, "batch_size": 32, "precision": "auto",
-               "checkpoint_every": 0, "log_every": 50},
-        seeds=[0],
-        eval=EvalConfig(limit=200, max_gen_toks=64, batch_size=50),
-    )
+    """The embedded default (``presets/default.yaml``): en->es Bible, human vs Apertium, tiny
+    from-scratch students, sized for <= 10 minutes on 2 CPU cores (see the report's stage timings)."""
+    return load_protocol_config(preset_path("default"))

@@ -536,12 +536,15 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> 
                                                           ("M3 detector", m.detector.enabled),
                                                           ("M4 unlearning sets", m.unlearning.enabled)) if on))
     students = [f"{c}-s{s}" for s in cfg.seeds for c in conds]
-    say(f"3. train {len(students)} students ({cfg.train.get('base_model', 'scratch:tiny')}, "
-        f"{cfg.train.get('max_steps', 'epochs')} steps): {', '.join(students)}")
+    budget = (f"{cfg.train['max_steps']} steps" if cfg.train.get("max_steps")
+              else f"{cfg.train.get('epochs', 1.0)} epochs")
+    method = cfg.train.get("method", "full")
+    say(f"3. train {len(students)} students = {len(conds)} conditions x seeds {cfg.seeds} "
+        f"({cfg.train.get('base_model', 'scratch:tiny')}, {method}, {budget} each): {', '.join(conds)}")
     say(f"4. evaluate each with {cfg.eval.backend} on {cfg.eval.tasks or 'regurg_mt_<src>-<tgt>'} "
         f"(limit {cfg.eval.limit}, max_gen_toks {cfg.eval.max_gen_toks})")
     say(f"5. score {cfg.scoring.metrics} ({cfg.scoring.resamples} paired bootstrap resamples) and "
-        "write results.json, report.md, report.html, scores.png")
+        "write results.json, report.md, report.html and the plots")
     return {"dry_run": True, "students": students, "config_hash": cfg.config_hash()}
 
 
