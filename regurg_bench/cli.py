@@ -85,6 +85,7 @@ def _register_stage_commands() -> None:
     from regurg_bench.checks import commands as check_commands
     from regurg_bench.diagnostics import commands as diagnose_commands
     from regurg_bench.generation import commands as generate_commands
+    from regurg_bench.leaderboard import commands as leaderboard_commands
     from regurg_bench.protocol import commands as protocol_commands
     from regurg_bench.training import commands as train_commands
 
@@ -94,6 +95,7 @@ def _register_stage_commands() -> None:
     train_commands.register(app)
     check_commands.register(app)
     protocol_commands.register(app)
+    leaderboard_commands.register(app)
 
 
 _register_stage_commands()

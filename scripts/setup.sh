@@ -22,6 +22,19 @@ if ! command -v apertium >/dev/null 2>&1 || [ ! -d /usr/share/apertium/apertium-
   fi
 fi
 
+# System packages: Debian's chromium and its chromedriver, for the leaderboard page's browser test
+# (tests/test_leaderboard_browser.py drives the real browser with Selenium; nothing is downloaded by
+# pip or selenium-manager). Installed when we can (root with apt-get); otherwise that test skips.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium and chromium-driver (Debian packages) for the leaderboard browser test" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+      || echo "[setup] warning: could not install chromium; the leaderboard browser test will skip" >&2
+  else
+    echo "[setup] note: chromium not found; install it with: sudo apt-get install chromium chromium-driver" >&2
+  fi
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

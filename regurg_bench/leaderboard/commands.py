@@ -1,0 +1,92 @@
+"""``regurg-bench submit`` and ``regurg-bench leaderboard build|validate``; wired in with ``register(app)``.
+
+A rejected submission or entry exits with status 1 and one line ``error: <why>`` on stderr (no
+traceback); bad command-line usage exits 2 as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RootOpt = Annotated[Path, typer.Option("--root", help="Folder holding the leaderboards (one sub-folder each).")]
+NameArg = Annotated[str, typer.Argument(help="Leaderboard name (a folder under --root; letters, digits, . _ -).")]
+
+
+def _fail(err: Exception) -> typer.Exit:
+    # Plain echo, not rich: messages hold brackets and long paths that markup and wrapping would mangle.
+    typer.echo(f"error: {err}" if not isinstance(err, OSError) else f"error: cannot read or write a file: {err}",
+               err=True)
+    return typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``submit`` and the ``leaderboard`` command group to ``app``."""
+    leaderboard_app = typer.Typer(
+        help="Render and re-check leaderboards (`leaderboards/<NAME>/entries/*.json`).\n\n"
+             "`regurg-bench submit RUN_DIR --leaderboard NAME` adds an entry; "
+             "`regurg-bench leaderboard build NAME` writes README.md, index.html and scores.png; "
+             "`regurg-bench leaderboard validate NAME` re-checks every entry (for CI).",
+        no_args_is_help=True,
+        rich_markup_mode="markdown",
+    )
+    app.add_typer(leaderboard_app, name="leaderboard")
+
+    @app.command("submit")
+    def submit_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="A finished `regurg-bench run` folder (with results.json and "
+                                                     "the lm-eval samples under evals/).")],
+        leaderboard: Annotated[str, typer.Option("--leaderboard", "-l", help="Leaderboard name.")],
+        root: RootOpt = Path("leaderboards"),
+        model_name: Annotated[str | None, typer.Option(
+            "--model-name", "-m", help="Name shown on the leaderboard (default: the run's name); letters, digits, "
+                                       ". _ -.")] = None,
+    ) -> None:
+        """Check a protocol run and add it to a leaderboard as `<root>/<NAME>/entries/<entry-id>.json`.
+
+        Checks: results.json schema and size, no NaN/Infinity, provenance (sacrebleu signatures, lm-eval
+        version, known task versions, the published test-set fingerprints), every score, interval, D and R
+        recomputed from the logged samples (inside RUN_DIR), and no duplicate entry. Exit 1 with the reason
+        when the run is rejected. The files are only read as JSON: nothing in a submission is executed.
+        """
+        from regurg_bench.leaderboard.schema import SubmissionError
+        from regurg_bench.leaderboard.submit import submit
+
+        try:
+            path = submit(run_dir, leaderboard, root, model_name)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        typer.echo(f"accepted: {path}")
+        typer.echo(f"next: regurg-bench leaderboard build {leaderboard} --root {root}")
+
+    @leaderboard_app.command("build")
+    def build_cmd(name: NameArg, root: RootOpt = Path("leaderboards")) -> None:
+        """Re-check every entry, then write README.md, index.html (static, sortable) and scores.png.
+
+        The same entries always give byte-identical files.
+        """
+        from regurg_bench.leaderboard.render import build
+        from regurg_bench.leaderboard.schema import SubmissionError
+        from regurg_bench.leaderboard.submit import entries_dir, validate_leaderboard
+
+        try:
+            entries = validate_leaderboard(root, name)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        for path in build(entries_dir(root, name).parent, name, entries):
+            typer.echo(f"wrote {path}")
+
+    @leaderboard_app.command("validate")
+    def validate_cmd(name: NameArg, root: RootOpt = Path("leaderboards")) -> None:
+        """Re-check every entry file of a leaderboard (schema, names, ids, task versions, test-set fingerprints,
+        signatures, duplicates); exit 1 naming the first bad file."""
+        from regurg_bench.leaderboard.schema import SubmissionError
+        from regurg_bench.leaderboard.submit import validate_leaderboard
+
+        try:
+            entries = validate_leaderboard(root, name)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        typer.echo(f"{name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, all valid")

@@ -1,0 +1,256 @@
+"""The leaderboard entry (schema ``regurg-bench/leaderboard-entry/v1``) and the part of a run's
+``results.json`` a submission reads, as strict pydantic models.
+
+An entry is data only: numbers, strings and hashes, no timestamps (the same run gives the same bytes).
+Unknown keys are errors (``extra="forbid"``), floats must be finite, and every name that can become
+part of a path or of a page (leaderboard, model, entry id, task, condition) is limited to
+``[A-Za-z0-9._-]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v1"
+RESULTS_SCHEMA = "regurg-bench/results/v1"
+
+#: Size limits: a submission is read into memory, so it must be small (a full 4-direction run with
+#: 1,004 test sentences has a results.json of well under 1 MB and samples files of a few MB).
+MAX_RESULTS_BYTES = 8 * 1024 * 1024
+MAX_SAMPLES_BYTES = 64 * 1024 * 1024
+MAX_LM_EVAL_RESULTS_BYTES = 16 * 1024 * 1024
+MAX_ENTRY_BYTES = 4 * 1024 * 1024
+
+NAME_CHARS = "A-Za-z0-9._-"
+_NAME_RE = re.compile(rf"^[{NAME_CHARS}]{{1,100}}$")
+HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+#: A base model as the protocol records it: ``scratch:tiny``, a hub id, a path; no control characters.
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]{1,300}$"
+
+
+class SubmissionError(ValueError):
+    """A submission or an entry file that cannot go on a leaderboard; the message says why and where."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a safe leaderboard/model/entry name (None when it is)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        return f"use 1-100 characters from {NAME_CHARS} (no '/', no spaces)"
+    if ".." in name or name.startswith("."):
+        return "no '..' and no leading '.'"
+    return None
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return ``name`` if it is safe as a file or folder name, else raise :class:`SubmissionError`."""
+    problem = name_problem(name)
+    if problem:
+        raise SubmissionError(f"{kind} name {name!r} is not allowed: {problem}")
+    return name
+
+
+def _safe_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} is not a safe name: {problem}")
+    return value
+
+
+#: A name that may become part of a path or a page: validated as a dict key too.
+Name = Annotated[str, AfterValidator(_safe_name)]
+Metric = Literal["bleu", "chrf", "chrf++", "ter"]
+Hash = Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
+Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN)]
+Status = Literal["ok", "not_significant", "no_gap", "undefined"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+
+class Score(_Strict):
+    """A condition's corpus score (mean over seeds) with its bootstrap interval and the per-seed scores."""
+
+    score: float
+    ci_low: float
+    ci_high: float
+    per_seed: list[float] = Field(min_length=1)
+
+
+class Effect(_Strict):
+    """Degradation D or recovery R, as :meth:`regurg_bench.scoring.effects.Effect.to_dict` writes it."""
+
+    kind: Literal["degradation", "recovery"]
+    metric: Metric
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    note: str = ""
+    level: float = Field(gt=0.0, lt=1.0)
+
+
+class Condition(_Strict):
+    kind: Name
+    generator: Name | None = None
+    seeds: list[int] = Field(min_length=1)
+
+
+class Fingerprint(_Strict):
+    """A test set's size and content hash, as published in task_configs/regurg_mt/test_set_fingerprints.json."""
+
+    pairs: int = Field(gt=0)
+    fingerprint: Hash
+
+
+class Scoring(_Strict):
+    resamples: int = Field(gt=0)
+    level: float = Field(gt=0.0, lt=1.0)
+    seed: int
+
+
+class LeaderboardEntry(_Strict):
+    """One submitted run on one leaderboard."""
+
+    schema_id: Literal["regurg-bench/leaderboard-entry/v1"] = Field(alias="schema")
+    entry_id: Name
+    leaderboard: Name
+    model: Name
+    base_model: Text
+    run_name: Text
+    config_hash: Hash
+    build_config_hash: Hash | None = None
+    seeds: list[int] = Field(min_length=1)
+    tasks: list[Name] = Field(min_length=1)
+    task_versions: dict[Name, Name]
+    lm_eval_version: Text
+    sacrebleu_signatures: dict[Metric, Text]
+    test_set_fingerprints: dict[Name, Fingerprint]
+    n_test_sentences: dict[Name, int]
+    metrics: list[Metric] = Field(min_length=1)
+    scoring: Scoring
+    conditions: dict[Name, Condition]
+    #: task -> condition -> metric -> score
+    scores: dict[Name, dict[Name, dict[Metric, Score]]]
+    #: task -> regurg condition -> metric -> D
+    degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
+    #: task -> mitigated condition -> regurg baseline -> metric -> R
+    recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
+
+    @model_validator(mode="after")
+    def _every_task_scored(self) -> LeaderboardEntry:
+        missing = [t for t in self.tasks if t not in self.scores]
+        if missing:
+            raise ValueError(f"scores: no scores for task(s) {', '.join(missing)}")
+        return self
+
+    def to_json(self) -> str:
+        """The entry file's text: sorted keys, two-space indent, a final newline (deterministic)."""
+        import json
+
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True,
+                          ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# ---------------------------------------------------------------------- what a submission reads
+class _Lenient(BaseModel):
+    """A results.json block: keys this reader does not need are ignored (the run writes many)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+
+class RunScore(_Lenient):
+    score: float
+    ci_low: float
+    ci_high: float
+    per_seed: list[float] = Field(min_length=1)
+    lm_eval_reported: list[float] | None = None
+
+
+class RunStudent(_Lenient):
+    condition: Name
+    seed: int
+    base_model: Text | None = None
+    samples: dict[Name, str]
+    results_file: str
+
+
+class RunScoring(_Lenient):
+    resamples: int = Field(gt=0)
+    level: float = Field(gt=0.0, lt=1.0)
+    seed: int
+
+
+class RunCondition(_Lenient):
+    kind: Name
+    generator: Name | None = None
+    seeds: list[int] = Field(min_length=1)
+
+
+class RunCheck(_Lenient):
+    n_test_sentences: int = Field(gt=0)
+
+
+class RunData(_Lenient):
+    build_config_hash: Hash | None = None
+
+
+class RunFingerprint(_Lenient):
+    pairs: int
+    fingerprint: str
+
+
+class RunResults(_Lenient):
+    """The fields of ``results.json`` (schema ``regurg-bench/results/v1``) an entry is made from.
+
+    Provenance fields are optional here so that a missing one gets its own message (see
+    :mod:`regurg_bench.leaderboard.provenance`) rather than a generic schema error.
+    """
+
+    schema_id: Literal["regurg-bench/results/v1"] = Field(alias="schema")
+    name: Text
+    config_hash: Hash
+    config: dict[str, Any]
+    tasks: list[Name] = Field(min_length=1)
+    lm_eval_version: str | None = None
+    task_versions: dict[Name, float | int | str] = {}
+    sacrebleu_signatures: dict[str, str] = {}
+    test_set_fingerprints: dict[Name, RunFingerprint] = {}
+    scoring: RunScoring
+    data: RunData = RunData()
+    conditions: dict[Name, RunCondition]
+    #: the order the protocol scored the conditions in (the bootstrap draws seeds in that order)
+    condition_order: list[Name] | None = None
+    students: dict[Name, RunStudent] = Field(min_length=1)
+    scores: dict[Name, dict[Name, dict[Metric, RunScore]]]
+    degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
+    recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
+    checks: dict[Name, RunCheck]
+
+
+def describe_validation_error(err: ValidationError, label: str) -> str:
+    """``label: field 'a.b.c': problem`` for every error (first five), naming the field by its JSON path."""
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "missing":
+            msg = "required field is missing"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field (not in the schema)"
+        elif e["type"] == "literal_error" and loc in ("schema", "schema_id"):
+            msg = f"{msg} (got {e.get('input')!r})"
+        parts.append(f"field '{loc}': {msg}")
+    more = len(err.errors()) - len(parts)
+    return f"{label}: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

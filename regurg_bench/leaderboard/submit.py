@@ -1,0 +1,189 @@
+"""Turn a finished run folder into a checked leaderboard entry, and re-check entry files.
+
+``submit``: read ``RUN_DIR/results.json`` (size-limited, strict JSON, schema-checked), check its
+provenance (:mod:`.provenance`), recompute every claimed number from the logged samples
+(:mod:`.verify`), refuse duplicates, then write ``<root>/<leaderboard>/entries/<entry-id>.json``
+atomically. The entry id is ``<model>-<first 12 hex digits of the entry's content hash>``: the same
+run submitted twice gives the same id and the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from regurg_bench.leaderboard import schema
+from regurg_bench.leaderboard.provenance import check_provenance, version_str
+from regurg_bench.leaderboard.safe_io import inside, read_json, write_file
+from regurg_bench.leaderboard.schema import (
+    ENTRY_SCHEMA,
+    LeaderboardEntry,
+    RunResults,
+    SubmissionError,
+    check_name,
+    describe_validation_error,
+)
+from regurg_bench.leaderboard.verify import verify_numbers
+
+DEFAULT_ROOT = Path("leaderboards")
+
+
+def entries_dir(root: str | Path, leaderboard: str) -> Path:
+    """``<root>/<leaderboard>/entries`` (the leaderboard name checked for path tricks)."""
+    return Path(root) / check_name("leaderboard", leaderboard) / "entries"
+
+
+def load_run(run_dir: str | Path) -> RunResults:
+    """``RUN_DIR/results.json``, size-limited, strictly parsed and schema-checked."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SubmissionError(f"{run_dir}: no such run folder")
+    path = inside(run_dir, "results.json", "results.json")
+    data = read_json(path, schema.MAX_RESULTS_BYTES, "results.json")
+    if not isinstance(data, dict):
+        raise SubmissionError("results.json: not a JSON object")
+    try:
+        return RunResults.model_validate(data)
+    except ValidationError as err:
+        raise SubmissionError(describe_validation_error(err, "results.json")) from None
+
+
+def entry_digest(body: dict[str, Any]) -> str:
+    """sha256 of the entry's canonical JSON without its ``entry_id``."""
+    canonical = json.dumps({k: v for k, v in body.items() if k != "entry_id"}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def finalize_entry(body: dict[str, Any]) -> LeaderboardEntry:
+    """Validate ``body`` (an entry without ``entry_id``) and give it its content-derived id."""
+    body = {k: v for k, v in body.items() if k != "entry_id"}
+    try:
+        draft = LeaderboardEntry.model_validate({**body, "entry_id": "draft"})
+    except ValidationError as err:
+        raise SubmissionError(describe_validation_error(err, "entry")) from None
+    dumped = draft.model_dump(mode="json", by_alias=True)
+    return draft.model_copy(update={"entry_id": f"{draft.model}-{entry_digest(dumped)[:12]}"})
+
+
+def make_entry(run_dir: str | Path, leaderboard: str, model_name: str | None = None) -> LeaderboardEntry:
+    """Check a run folder and build its entry; raise :class:`SubmissionError` naming what is wrong."""
+    check_name("leaderboard", leaderboard)
+    run_dir = Path(run_dir)
+    res = load_run(run_dir)
+    if model_name is None and schema.name_problem(res.name):
+        raise SubmissionError(f"run name {res.name!r} cannot be the model name ({schema.name_problem(res.name)}): "
+                              "pass --model-name")
+    model = check_name("model", model_name if model_name is not None else res.name)
+    metrics = list(res.scores.get(res.tasks[0], {}).get("real", {}))
+    check_provenance(label="results.json", tasks=res.tasks, metrics=metrics, lm_eval_version=res.lm_eval_version,
+                     task_versions=res.task_versions, signatures=res.sacrebleu_signatures,
+                     fingerprints={t: fp.model_dump() for t, fp in res.test_set_fingerprints.items()})
+    n_sentences = verify_numbers(run_dir, res)
+    real = sorted((n, s) for n, s in res.students.items() if s.condition == "real")
+    base_model = real[0][1].base_model if real and real[0][1].base_model else str(
+        (res.config.get("train") or {}).get("base_model", "unknown"))
+    tasks = list(res.tasks)
+    body = {
+        "schema": ENTRY_SCHEMA,
+        "leaderboard": leaderboard,
+        "model": model,
+        "base_model": base_model,
+        "run_name": res.name,
+        "config_hash": res.config_hash,
+        "build_config_hash": res.data.build_config_hash,
+        "seeds": sorted({seed for c in res.conditions.values() for seed in c.seeds}),
+        "tasks": tasks,
+        "task_versions": {t: version_str(res.task_versions[t]) for t in tasks},
+        "lm_eval_version": res.lm_eval_version,
+        "sacrebleu_signatures": {m: res.sacrebleu_signatures[m] for m in metrics},
+        "test_set_fingerprints": {t: res.test_set_fingerprints[t].model_dump() for t in tasks},
+        "n_test_sentences": n_sentences,
+        "metrics": metrics,
+        "scoring": res.scoring.model_dump(),
+        "conditions": {c: info.model_dump() for c, info in res.conditions.items()},
+        "scores": {t: {c: {m: {"score": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "per_seed": s.per_seed}
+                           for m, s in per.items()} for c, per in res.scores[t].items()} for t in tasks},
+        "degradation": {t: {c: {m: e.model_dump() for m, e in per.items()}
+                            for c, per in res.degradation.get(t, {}).items()} for t in tasks},
+        "recovery": {t: {c: {b: {m: e.model_dump() for m, e in per.items()} for b, per in bases.items()}
+                         for c, bases in res.recovery.get(t, {}).items()} for t in tasks},
+    }
+    return finalize_entry(body)
+
+
+def _same_result(a: LeaderboardEntry, b: LeaderboardEntry) -> bool:
+    return a.config_hash == b.config_hash and a.model == b.model and a.scores == b.scores
+
+
+def submit(run_dir: str | Path, leaderboard: str, root: str | Path = DEFAULT_ROOT,
+           model_name: str | None = None) -> Path:
+    """Check ``run_dir`` and write its entry file; return the file's path."""
+    entry = make_entry(run_dir, leaderboard, model_name)
+    folder = entries_dir(root, leaderboard)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            other = read_entry(path, leaderboard)
+        except SubmissionError:
+            continue  # a broken entry is `leaderboard validate`'s business, not a reason to refuse this one
+        if _same_result(entry, other):
+            raise SubmissionError(f"duplicate entry: {path} already holds model {entry.model!r} with config hash "
+                                  f"{entry.config_hash} and the same scores")
+    target = folder / f"{entry.entry_id}.json"
+    if target.exists():
+        raise SubmissionError(f"duplicate entry: {target} already exists")
+    write_file(target, entry.to_json())
+    return target
+
+
+def read_entry(path: Path, leaderboard: str) -> LeaderboardEntry:
+    """Read and fully re-check one entry file of ``leaderboard`` (schema, name, id, provenance)."""
+    label = f"{leaderboard}/entries/{path.name}"
+    if path.is_symlink():
+        raise SubmissionError(f"{label}: entry files must be plain files, not symlinks")
+    data = read_json(path, schema.MAX_ENTRY_BYTES, label)
+    if not isinstance(data, dict):
+        raise SubmissionError(f"{label}: not a JSON object")
+    try:
+        entry = LeaderboardEntry.model_validate(data)
+    except ValidationError as err:
+        raise SubmissionError(describe_validation_error(err, label)) from None
+    if entry.leaderboard != leaderboard:
+        raise SubmissionError(f"{label}: field 'leaderboard' is {entry.leaderboard!r}, but the file is on "
+                              f"leaderboard {leaderboard!r}")
+    if path.name != f"{entry.entry_id}.json":
+        raise SubmissionError(f"{label}: field 'entry_id' is {entry.entry_id!r}, but the file is {path.name}")
+    expected = finalize_entry(entry.model_dump(mode="json", by_alias=True)).entry_id
+    if entry.entry_id != expected:
+        raise SubmissionError(f"{label}: its content does not match its entry id {entry.entry_id!r} (expected "
+                              f"{expected!r}): edited by hand after submission?")
+    check_provenance(label=label, tasks=list(entry.tasks), metrics=list(entry.metrics),
+                     lm_eval_version=entry.lm_eval_version, task_versions=dict(entry.task_versions),
+                     signatures=dict(entry.sacrebleu_signatures),
+                     fingerprints={t: fp.model_dump() for t, fp in entry.test_set_fingerprints.items()})
+    return entry
+
+
+def validate_leaderboard(root: str | Path, leaderboard: str) -> list[LeaderboardEntry]:
+    """Every entry of ``leaderboard`` re-checked, ordered by (model, entry id); duplicates are errors."""
+    folder = entries_dir(root, leaderboard)
+    if not folder.is_dir():
+        raise SubmissionError(f"no leaderboard {leaderboard!r}: {folder} does not exist")
+    entries: list[tuple[Path, LeaderboardEntry]] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue  # .gitkeep, and atomic_write's temporary files
+        if path.suffix != ".json" or not (path.is_file() or path.is_symlink()):
+            raise SubmissionError(f"{leaderboard}/entries/{path.name}: unexpected file (entries are <entry-id>.json)")
+        entry = read_entry(path, leaderboard)
+        for other_path, other in entries:
+            if _same_result(entry, other):
+                raise SubmissionError(f"duplicate entry: {leaderboard}/entries/{path.name} and "
+                                      f"{leaderboard}/entries/{other_path.name} hold the same model, config hash "
+                                      "and scores")
+        entries.append((path, entry))
+    return sorted((e for _, e in entries), key=lambda e: (e.model, e.entry_id))

@@ -1,0 +1,457 @@
+"""``regurg-bench submit`` and ``leaderboard build|validate``: a tiny real protocol run (the TINY config of
+tests/test_protocol.py) is submitted, rendered and re-checked; each kind of bad submission is refused
+with its own message; the rendered files are deterministic; nothing in a submission is executed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from regurg_bench.cli import app
+from regurg_bench.leaderboard import render, schema
+from regurg_bench.leaderboard.provenance import known_task_versions
+from regurg_bench.leaderboard.schema import ENTRY_SCHEMA, LeaderboardEntry, SubmissionError
+from regurg_bench.leaderboard.submit import finalize_entry, make_entry, submit, validate_leaderboard
+from regurg_bench.protocol.config import load_protocol_config
+from regurg_bench.protocol.report import load_samples
+from regurg_bench.protocol.run import run_protocol
+from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+from regurg_bench.scoring.bootstrap import percentile_interval
+
+TINY = """
+name: tiny
+build:
+  name: tiny
+  corpus: "bible:en-es:train"
+  size: 100
+  generators: {scripted: {kind: scripted}, scripted2: {kind: scripted}}
+  mixes: {ratios: [0.5], generators: [scripted]}
+  fractions_of_real: [0.5]
+  write_hf: false
+train: {base_model: "scratch:test", max_steps: 3, batch_size: 8, checkpoint_every: 0}
+eval: {limit: 5, max_gen_toks: 8, batch_size: 5}
+mitigations: {detector: {heldout_pairs: 40}, unlearning: {steps: 2}}
+scoring: {resamples: 40}
+"""
+TASK = "regurg_mt_en-es"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """One real protocol run (scripted generators, the `scratch:test` student, 5 test sentences; ~1 min)."""
+    tmp = tmp_path_factory.mktemp("leaderboard-run")
+    (tmp / "tiny.yaml").write_text(TINY, encoding="utf-8")
+    out = tmp / "run"
+    run_protocol(load_protocol_config(tmp / "tiny.yaml"), out, say=lambda _msg: None)
+    return out
+
+
+@pytest.fixture
+def run(tiny_run, tmp_path) -> Path:
+    """A private copy of what a submission reads (results.json and the lm-eval outputs), safe to tamper with."""
+    dst = tmp_path / "run"
+    dst.mkdir()
+    shutil.copy(tiny_run / "results.json", dst / "results.json")
+    shutil.copytree(tiny_run / "evals", dst / "evals")
+    return dst
+
+
+def _edit(run: Path, change) -> None:
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    change(results)
+    (run / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+def _rejected(run: Path, needle: str, leaderboard: str = "demo", model: str | None = "tiny-model") -> str:
+    with pytest.raises(SubmissionError, match=re.escape(needle)) as err:
+        make_entry(run, leaderboard, model)
+    return str(err.value)
+
+
+def _samples(run: Path, student: str = "real-s0") -> Path:
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    return run / results["students"][student]["samples"][TASK]
+
+
+# ------------------------------------------------------------------------------- round trip
+def test_submit_build_validate_round_trip(run, tmp_path):
+    root = tmp_path / "boards"
+    res = runner.invoke(app, ["submit", str(run), "--leaderboard", "demo", "--root", str(root),
+                              "--model-name", "tiny-model"])
+    assert res.exit_code == 0, res.output
+    files = list((root / "demo" / "entries").glob("*.json"))
+    assert len(files) == 1 and files[0].name.startswith("tiny-model-")
+    entry = json.loads(files[0].read_text(encoding="utf-8"))
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    assert entry["schema"] == ENTRY_SCHEMA and entry["config_hash"] == results["config_hash"]
+    assert entry["base_model"] == "scratch:test" and entry["seeds"] == [0] and entry["run_name"] == "tiny"
+    assert entry["test_set_fingerprints"][TASK] == results["test_set_fingerprints"][TASK]
+    assert entry["n_test_sentences"] == {TASK: 5} and entry["task_versions"][TASK] == str(results["task_versions"][TASK])
+    real = results["scores"][TASK]["real"]["bleu"]
+    assert entry["scores"][TASK]["real"]["bleu"] == {k: real[k] for k in ("score", "ci_low", "ci_high", "per_seed")}
+    assert entry["degradation"][TASK]["regurg_scripted"]["chrf"] == results["degradation"][TASK]["regurg_scripted"]["chrf"]
+    assert entry["recovery"][TASK]["m1_topk_scripted"] == results["recovery"][TASK]["m1_topk_scripted"]
+
+    assert runner.invoke(app, ["leaderboard", "validate", "demo", "--root", str(root)]).exit_code == 0
+    res = runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    readme = (root / "demo" / "README.md").read_text(encoding="utf-8")
+    page = (root / "demo" / "index.html").read_text(encoding="utf-8")
+    shown = f"{real['score']:.2f} [{real['ci_low']:.2f}, {real['ci_high']:.2f}]"
+    assert "tiny-model" in readme and shown in readme and "![" in readme
+    assert "tiny-model" in page and f'data-sort-value="{real["score"]!r}"' in page
+    assert "data:image/png;base64," in page and (root / "demo" / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "index.html must load nothing from the network"
+
+
+def test_entry_has_no_timestamp_and_is_reproducible(run):
+    first, second = make_entry(run, "demo", "m"), make_entry(run, "demo", "m")
+    assert first.to_json() == second.to_json()
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", first.to_json())
+    assert set(json.loads(first.to_json())) == set(LeaderboardEntry.model_fields) - {"schema_id"} | {"schema"}
+
+
+# ------------------------------------------------------------------------------- rejections
+def test_schema_violation_names_the_field(run):
+    _edit(run, lambda r: r["scores"][TASK]["real"]["bleu"].update(ci_low="high"))
+    _rejected(run, f"results.json: field 'scores.{TASK}.real.bleu.ci_low': Input should be a valid number")
+
+
+def test_missing_field_is_named(run):
+    _edit(run, lambda r: r.pop("scoring"))
+    _rejected(run, "results.json: field 'scoring': required field is missing")
+
+
+def test_wrong_results_schema_version(run):
+    _edit(run, lambda r: r.update(schema="regurg-bench/results/v0"))
+    _rejected(run, "field 'schema'")
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_rejected(run, token):
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    value = results["scores"][TASK]["real"]["chrf"]["score"]
+    text = (run / "results.json").read_text(encoding="utf-8")
+    (run / "results.json").write_text(text.replace(f'"score": {value!r}', f'"score": {token}', 1), encoding="utf-8")
+    message = _rejected(run, f" is {token}: non-finite numbers (NaN, Infinity) are not allowed")
+    assert f"results.json: field 'scores.{TASK}." in message
+
+
+def test_duplicate_json_keys_rejected(run):
+    text = (run / "results.json").read_text(encoding="utf-8").lstrip()
+    (run / "results.json").write_text('{"name": "x", ' + text[1:], encoding="utf-8")
+    _rejected(run, "duplicate key 'name'")
+
+
+def test_unknown_task_version(run):
+    _edit(run, lambda r: r["task_versions"].update({TASK: 9.9}))
+    _rejected(run, f"field 'task_versions.{TASK}': unknown task version '9.9' (known versions of {TASK}: 1.1")
+
+
+def test_test_set_fingerprint_mismatch(run):
+    _edit(run, lambda r: r["test_set_fingerprints"][TASK].update(fingerprint="sha256:" + "0" * 64))
+    _rejected(run, f"field 'test_set_fingerprints.{TASK}': test-set fingerprint mismatch")
+
+
+def test_missing_metric_signature(run):
+    _edit(run, lambda r: r["sacrebleu_signatures"].pop("bleu"))
+    _rejected(run, "field 'sacrebleu_signatures.bleu' is missing")
+
+
+def test_other_metric_settings(run):
+    _edit(run, lambda r: r["sacrebleu_signatures"].update(bleu=r["sacrebleu_signatures"]["bleu"].replace("13a", "intl")))
+    _rejected(run, "field 'sacrebleu_signatures.bleu'")
+
+
+def test_missing_lm_eval_version(run):
+    _edit(run, lambda r: r.pop("lm_eval_version"))
+    _rejected(run, "field 'lm_eval_version' is missing")
+
+
+def test_claims_must_match_lm_evals_own_results_file(run):
+    _edit(run, lambda r: r.update(lm_eval_version="0.4.99"))
+    _rejected(run, "but results.json field 'lm_eval_version' claims '0.4.99'")
+
+
+@pytest.mark.parametrize("field, change", [
+    (f"scores.{TASK}.real.chrf.score", lambda r: r["scores"][TASK]["real"]["chrf"].update(score=99.0)),
+    (f"scores.{TASK}.real.chrf.per_seed[0]", lambda r: r["scores"][TASK]["real"]["chrf"].update(per_seed=[99.0])),
+    (f"scores.{TASK}.real.ter.lm_eval_reported[0]",
+     lambda r: r["scores"][TASK]["real"]["ter"].update(lm_eval_reported=[1.0])),
+    (f"scores.{TASK}.regurg_scripted.ter.ci_high",
+     lambda r: r["scores"][TASK]["regurg_scripted"]["ter"].update(ci_high=101.0)),
+    (f"degradation.{TASK}.regurg_scripted.chrf.estimate",
+     lambda r: r["degradation"][TASK]["regurg_scripted"]["chrf"].update(estimate=0.5)),
+    (f"recovery.{TASK}.m2_multigen.regurg_scripted.chrf.status",
+     lambda r: r["recovery"][TASK]["m2_multigen"]["regurg_scripted"]["chrf"].update(status="ok")),
+    (f"checks.{TASK}.n_test_sentences", lambda r: r["checks"][TASK].update(n_test_sentences=4)),
+])
+def test_edited_number_is_rejected_naming_the_field(run, field, change):
+    _edit(run, change)
+    message = _rejected(run, f"results.json: field '{field}' claims")
+    assert "recomputed from" in message
+
+
+def test_a_left_out_mitigation_is_caught(run):
+    _edit(run, lambda r: r["recovery"][TASK].pop("m1_topk_scripted"))
+    _rejected(run, f"results.json: field 'recovery.{TASK}.m1_topk_scripted' must give every metric")
+
+
+def test_edited_hypothesis_is_caught(run):
+    path = _samples(run)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows[0]["filtered_resps"] = [rows[0]["target"]]  # a perfect translation, after the fact
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    _rejected(run, "but its logged samples give")
+
+
+def test_edited_references_are_caught(run):
+    for path in (run / "evals").rglob("samples_*.jsonl"):  # every student's, so they still agree
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        rows[0]["target"] = rows[0]["filtered_resps"][0]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    _rejected(run, "the reference of doc_id 0 is not the published test set's")
+
+
+def test_oversized_results_json(run):
+    with open(run / "results.json", "a", encoding="utf-8") as handle:
+        handle.write(" " * schema.MAX_RESULTS_BYTES)  # still valid JSON, just too large
+    _rejected(run, "results.json: file too large")
+
+
+def test_oversized_samples_file(run, monkeypatch):
+    monkeypatch.setattr(schema, "MAX_SAMPLES_BYTES", _samples(run).stat().st_size - 1)
+    _rejected(run, "file too large")
+
+
+@pytest.mark.parametrize("kind, leaderboard, model", [
+    ("leaderboard", "../outside", "m"),
+    ("leaderboard", "a/b", "m"),
+    ("leaderboard", "..", "m"),
+    ("leaderboard", ".hidden", "m"),
+    ("model", "demo", "x/../../y"),
+    ("model", "demo", "my model"),
+    ("model", "demo", "a..b"),
+])
+def test_names_with_path_tricks(run, kind, leaderboard, model):
+    _rejected(run, f"{kind} name {(model if kind == 'model' else leaderboard)!r} is not allowed",
+              leaderboard=leaderboard, model=model)
+
+
+def test_unsafe_run_name_needs_a_model_name(run):
+    _edit(run, lambda r: r.update(name="my run/1"))
+    _rejected(run, "pass --model-name", model=None)
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "evals/../../x.jsonl"])
+def test_samples_path_outside_the_run(run, path):
+    _edit(run, lambda r: r["students"]["real-s0"]["samples"].update({TASK: path}))
+    _rejected(run, f"field 'students.real-s0.samples.{TASK}': {path!r} must be a path relative to the run folder, "
+                   "without '..'")
+
+
+def test_symlink_escaping_the_run(run, tmp_path):
+    outside = tmp_path / "elsewhere.jsonl"
+    shutil.copy(_samples(run), outside)
+    os.symlink(outside, run / "evals" / "link.jsonl")
+    _edit(run, lambda r: r["students"]["real-s0"]["samples"].update({TASK: "evals/link.jsonl"}))
+    _rejected(run, "outside the run folder")
+
+
+def test_results_json_symlink_escaping_the_run(run, tmp_path):
+    shutil.move(run / "results.json", tmp_path / "results.json")
+    os.symlink(tmp_path / "results.json", run / "results.json")
+    _rejected(run, "results.json: 'results.json' resolves to")
+
+
+def test_unsafe_condition_name(run):
+    _edit(run, lambda r: r["conditions"].update({"<script>": r["conditions"]["real"]}))
+    _rejected(run, "field 'conditions.<script>.[key]'")
+
+
+def test_duplicate_entry(run, tmp_path):
+    root = tmp_path / "boards"
+    submit(run, "demo", root, "tiny-model")
+    with pytest.raises(SubmissionError, match="duplicate entry: .* already holds model 'tiny-model' with config hash"):
+        submit(run, "demo", root, "tiny-model")
+    submit(run, "demo", root, "another-model")  # another model with the same numbers is a different entry
+    assert len(validate_leaderboard(root, "demo")) == 2
+
+
+def test_cli_rejection_exits_1_with_the_message(run, tmp_path):
+    _edit(run, lambda r: r["task_versions"].update({TASK: "0.1"}))
+    res = runner.invoke(app, ["submit", str(run), "--leaderboard", "demo", "--root", str(tmp_path / "b")])
+    assert res.exit_code == 1
+    assert "error: results.json: field 'task_versions" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "b" / "demo" / "entries").exists()
+
+
+def test_multi_seed_run_replays_the_recorded_condition_order(run):
+    """With several seeds the bootstrap depends on the order of the conditions: results.json's
+    condition_order is replayed, and without it the intervals cannot be checked (and are refused)."""
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    conds = sorted(results["conditions"])
+    first = {s["condition"]: s for s in results["students"].values()}
+    for i, cond in enumerate(conds):  # a second seed per condition: another condition's logged outputs
+        other = first[conds[(i + 1) % len(conds)]]
+        results["students"][f"{cond}-s1"] = {**first[cond], "seed": 1, "samples": other["samples"],
+                                             "results_file": other["results_file"]}
+        results["conditions"][cond]["seeds"] = [0, 1]
+    order = conds[::-1]
+    hyps = {c: [load_samples(run, first[c]["samples"][TASK])[1],
+                load_samples(run, results["students"][f"{c}-s1"]["samples"][TASK])[1]] for c in order}
+    refs = load_samples(run, first["real"]["samples"][TASK])[2]
+    sc = results["scoring"]
+    for metric in results["scores"][TASK]["real"]:
+        bs = paired_bootstrap(metric, hyps, refs, n=sc["resamples"], seed=sc["seed"])
+        for c in order:
+            lo, hi = percentile_interval(bs.replicates[c], sc["level"])
+            results["scores"][TASK][c][metric].update(score=bs.point[c], ci_low=lo, ci_high=hi,
+                                                      per_seed=bs.per_seed[c], lm_eval_reported=bs.per_seed[c])
+        for reg, per in results["degradation"][TASK].items():
+            per[metric] = degradation(bs, "real", reg, sc["level"]).to_dict()
+        for cond, bases in results["recovery"][TASK].items():
+            for reg, per in bases.items():
+                per[metric] = recovery(bs, "real", reg, cond, sc["level"]).to_dict()
+    results["condition_order"] = order
+    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    entry = make_entry(run, "demo", "two-seeds")
+    assert entry.seeds == [0, 1] and entry.conditions["real"].seeds == [0, 1]
+    assert entry.scores[TASK]["real"]["bleu"].per_seed == results["scores"][TASK]["real"]["bleu"]["per_seed"]
+    _edit(run, lambda r: r.pop("condition_order"))
+    _rejected(run, "records no 'condition_order', so its bootstrap cannot be replayed exactly")
+
+
+# ------------------------------------------------------------------------------- validate
+@pytest.fixture
+def board(run, tmp_path) -> tuple[Path, Path]:
+    root = tmp_path / "boards"
+    return root, submit(run, "demo", root, "tiny-model")
+
+
+def test_validate_rejects_a_hand_edited_entry(board):
+    root, path = board
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["scores"][TASK]["real"]["bleu"]["score"] = 42.0
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SubmissionError, match="does not match its entry id"):
+        validate_leaderboard(root, "demo")
+    res = runner.invoke(app, ["leaderboard", "validate", "demo", "--root", str(root)])
+    assert res.exit_code == 1 and "does not match its entry id" in res.output
+    assert runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)]).exit_code == 1
+
+
+def test_validate_rejects_unknown_entry_fields(board):
+    root, path = board
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["submitted_at"] = "2026-01-01"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SubmissionError, match="field 'submitted_at': unknown field"):
+        validate_leaderboard(root, "demo")
+
+
+def test_validate_rejects_a_renamed_entry_and_stray_files(board):
+    root, path = board
+    path.rename(path.with_name("other.json"))
+    with pytest.raises(SubmissionError, match="but the file is other.json"):
+        validate_leaderboard(root, "demo")
+    (path.parent / "other.json").unlink()
+    (path.parent / "notes.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(SubmissionError, match="unexpected file"):
+        validate_leaderboard(root, "demo")
+
+
+def test_validate_unknown_leaderboard(tmp_path):
+    with pytest.raises(SubmissionError, match="no leaderboard 'nope'"):
+        validate_leaderboard(tmp_path, "nope")
+
+
+# ------------------------------------------------------------------------------- determinism
+def _variant(entry: LeaderboardEntry, model: str, real_bleu: float) -> LeaderboardEntry:
+    """The same entry under another model name with another REAL BLEU (a stand-in for another run)."""
+    body = entry.model_dump(mode="json", by_alias=True)
+    body["model"] = model
+    body["scores"][TASK]["real"]["bleu"].update(score=real_bleu, ci_low=real_bleu - 1, ci_high=real_bleu + 1,
+                                                per_seed=[real_bleu])
+    return finalize_entry(body)
+
+
+def test_build_is_byte_identical_and_independent_of_entry_order(run, tmp_path):
+    base = make_entry(run, "demo", "tiny-model")
+    entries = [base, _variant(base, "zeta", 9.5), _variant(base, "alpha", 10.25), _variant(base, "mid", 100.0)]
+    outputs = []
+    for attempt in range(3):
+        folder = tmp_path / f"build{attempt}"
+        folder.mkdir()
+        shuffled = entries[:]
+        random.Random(attempt).shuffle(shuffled)
+        render.build(folder, "demo", shuffled)
+        outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    assert set(outputs[0]) == {"README.md", "index.html", "scores.png"}
+    assert outputs[0] == outputs[1] == outputs[2]
+    # the CLI path too: submit in two orders, build, compare
+    pages = []
+    for order in (entries, entries[::-1]):
+        root = tmp_path / f"root{len(pages)}"
+        for e in order:
+            path = root / "demo" / "entries" / f"{e.entry_id}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(e.to_json(), encoding="utf-8")
+        assert runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)]).exit_code == 0
+        pages.append({n: (root / "demo" / n).read_bytes() for n in ("README.md", "index.html", "scores.png")})
+    assert pages[0] == pages[1] == {n: outputs[0][n] for n in pages[0]}
+
+
+def test_empty_leaderboard_builds(tmp_path):
+    (tmp_path / "demo" / "entries").mkdir(parents=True)
+    res = runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "No entries yet" in (tmp_path / "demo" / "README.md").read_text(encoding="utf-8")
+    assert not (tmp_path / "demo" / "scores.png").exists()
+
+
+# ------------------------------------------------------------------------------- data only
+def test_submission_is_never_executed_or_unpickled(run, tmp_path, monkeypatch):
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("a submission must be read as data only")
+
+    real_yaml_load = yaml.load
+
+    def safe_only(stream, Loader):
+        if not issubclass(Loader, yaml.SafeLoader):
+            forbidden()
+        return real_yaml_load(stream, Loader=Loader)
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, forbidden)
+    monkeypatch.setattr(yaml, "unsafe_load", forbidden)
+    monkeypatch.setattr(yaml, "full_load", forbidden)
+    monkeypatch.setattr(yaml, "load", safe_only)
+    # A pickle beside the samples and YAML-looking strings in results.json are just ignored data.
+    (run / "evals" / "payload.pkl").write_bytes(pickle.dumps({"x": 1}))
+    _edit(run, lambda r: r["config"].update(note="!!python/object/apply:os.system ['touch /tmp/pwned']"))
+    assert submit(run, "demo", tmp_path / "boards", "tiny-model").is_file()
+
+
+def test_task_yaml_is_read_with_a_safe_loader(tmp_path):
+    folder = tmp_path / "tasks" / "regurg_mt"
+    folder.mkdir(parents=True)
+    (folder / "_template.yaml").write_text("class: !function utils.Task\nmetadata:\n  version: 7.0\n", encoding="utf-8")
+    (folder / "regurg_mt_xx-yy.yaml").write_text("include: _template.yaml\ntask: regurg_mt_xx-yy\n", encoding="utf-8")
+    assert known_task_versions(tmp_path / "tasks") == {"regurg_mt_xx-yy": {"7.0", "1.1"}}
+    marker = tmp_path / "pwned"
+    (folder / "regurg_mt_evil.yaml").write_text(
+        f"task: !!python/object/apply:os.system ['touch {marker}']\nmetadata: {{version: 1.1}}\n", encoding="utf-8")
+    with pytest.raises(yaml.constructor.ConstructorError):
+        known_task_versions(tmp_path / "tasks")
+    assert not marker.exists()
