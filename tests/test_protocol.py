@@ -197,3 +197,49 @@ def test_presets_load_and_the_paper_plan_prints(tmp_path):
     assert not (tmp_path / "paper").exists()
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_path("nope")
+
+
+def test_kill_9_mid_run_then_rerun_gives_identical_results(tiny_run, tmp_path):
+    """A real SIGKILL while students are being trained; the re-run resumes and matches a clean run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    _, clean_out, clean, _ = tiny_run
+    cfg_path = _write(tmp_path, TINY)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "regurg_bench.cli", "run", str(cfg_path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(out.glob("students/*/training_card.json"))) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "run_done.json").exists()
+    said: list[str] = []
+    resumed = run_protocol(load_protocol_config(cfg_path), out, say=said.append)
+    assert any("cached" in m for m in said if m.startswith("[train"))
+    assert resumed["scores"] == clean["scores"]
+    assert resumed["degradation"] == clean["degradation"] and resumed["recovery"] == clean["recovery"]
+
+
+def test_report_command_rerenders_and_prints_the_headline(tiny_run):
+    from typer.testing import CliRunner
+
+    from regurg_bench.cli import app
+
+    _, out, _, _ = tiny_run
+    results = json.loads((out / "results.json").read_text())
+    task = results["tasks"][0]
+    row = results["scores"][task]["real"]["bleu"]
+    res = CliRunner().invoke(app, ["report", str(out), "--headline"])
+    assert res.exit_code == 0, res.output
+    assert f"| real | {row['score']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in res.output
+    assert "| degradation | regurg_scripted |" in res.output
+    (out / "report.md").unlink()
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0 and (out / "report.md").is_file()
+    missing = CliRunner().invoke(app, ["report", str(out / "nope")])
+    assert missing.exit_code == 2 and "finished run folder" in missing.output

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +32,6 @@ def register(app: typer.Typer) -> None:
         interrupted run resumes. With no CONFIG: the embedded default (en->es Bible, human vs Apertium, CPU).
         """
         import logging
-
-        from rich.console import Console
 
         from regurg_bench.builders.config import ConfigError
         from regurg_bench.protocol.config import load_protocol_config, preset_path
@@ -61,3 +60,27 @@ def register(app: typer.Typer) -> None:
         print(json.dumps({c["condition"] or c["claim"]: {m: v["verdict"] for m, v in c["per_metric"].items()}
                           for c in results["claims"] if c["per_metric"]}, indent=1))
         print(f"report: {folder / 'report.md'}")
+
+    @app.command("report")
+    def report_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="A finished `regurg-bench run` folder (with results.json).")],
+        headline: Annotated[bool, typer.Option("--headline", help="Print the short Markdown summary only "
+                                                                 "(scores and a verdict per paper claim).")] = False,
+        image_dir: Annotated[str, typer.Option("--image-dir", help="Prefix of the plot link in --headline.")] = "",
+    ) -> None:
+        """Re-render report.md, report.html and the plots of a finished run from its results.json, or print
+        its headline summary (what the README shows for the embedded default)."""
+        from regurg_bench.protocol.report import headline as make_headline
+        from regurg_bench.protocol.report import write_reports
+
+        path = run_dir / "results.json"
+        if not path.is_file():
+            Console(stderr=True).print(f"[red]error:[/red] {path}: no results.json (is this a finished run folder?)")
+            raise typer.Exit(2)
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if headline:
+            print(make_headline(results, image_dir), end="")
+            return
+        write_reports(results, run_dir)
+        print(f"report: {run_dir / 'report.md'}")
+

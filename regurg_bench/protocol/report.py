@@ -140,6 +140,8 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
                  "generators": manifest["generators"],
                  "split_fingerprints": {k: v["fingerprint"] for k, v in manifest["conditions"].items()}},
         "conditions": conditions,
+        # the order the conditions were bootstrapped in (with several seeds the replicates depend on it)
+        "condition_order": list(conditions),
         # Paths are relative to the run folder, so a run folder is self-contained (a leaderboard submission).
         "students": {name: {"condition": s.condition, "seed": s.seed, "key": s.key, "model_id": _rel(s.dir, out),
                             "split": _rel(s.split, out), "curriculum": _rel(s.curriculum, out),
@@ -335,6 +337,43 @@ def blocks(results: dict[str, Any]) -> list[tuple]:
               [[n, s["model_id"], ", ".join(s["samples"].values())] for n, s in results["students"].items()]))
     b.append(("table", ["metric", "sacrebleu signature"], [[k, v] for k, v in results["sacrebleu_signatures"].items()]))
     return b
+
+
+SHORT_VERDICT = {"holds": "holds", "contradicted": "contradicted", "inconclusive (interval contains 0)": "inconclusive",
+                 "undetermined (no significant real-vs-regurg gap)": "no gap", "undefined": "undefined"}
+
+
+def headline(results: dict[str, Any], image_dir: str = "") -> str:
+    """The short Markdown summary (README, top of report.md): scores with intervals, then one line per
+    claim with its estimate and interval per metric."""
+    metrics = results["config"]["scoring"]["metrics"]
+    level = int(results["scoring"]["level"] * 100)
+    task = results["tasks"][0]
+    lines = [f"**{task}**, {results['checks'][task]['n_test_sentences']} test sentences, "
+             f"seeds {sorted({s for c in results['conditions'].values() for s in c['seeds']})}, "
+             f"{level}% paired-bootstrap intervals ({results['scoring']['resamples']} resamples).", "",
+             "| condition | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    order = results.get("condition_order") or list(results["scores"][task])
+    for cond in order:
+        per = results["scores"][task][cond]
+        lines.append(f"| {cond} | " + " | ".join(f"{per[m]['score']:.2f} [{per[m]['ci_low']:.2f}, {per[m]['ci_high']:.2f}]"
+                                                 for m in metrics) + " |")
+    lines += ["", "| paper claim | condition | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
+              "|---|---|" + "---|" * len(metrics)]
+    for c in results["claims"]:
+        if c.get("task") != task or not c["per_metric"]:
+            continue
+        cells = []
+        for m in metrics:
+            e = c["per_metric"][m]
+            short = SHORT_VERDICT.get(e["verdict"], e["verdict"])
+            cells.append(short if e["estimate"] is None else f"{short}: {_fmt_effect(e).split(' (')[0]}")
+        name = c["claim"].replace("_", " ")
+        lines.append(f"| {name} | {c['condition']} | " + " | ".join(cells) + " |")
+    if image_dir is not None:
+        lines += ["", f"![scores]({image_dir}scores.png)"]
+    return "\n".join(lines) + "\n"
 
 
 def to_markdown(bl: list[tuple]) -> str:
