@@ -98,7 +98,7 @@ def test_lm_eval_hf_backend_scores_the_student(student, tmp_path):
     cmd = [exe, "--model", "hf", "--model_args", f"pretrained={student},dtype=float32",
            "--tasks", "regurg_mt_en-es", "--limit", "3", "--device", "cpu", "--output_path", str(out),
            "--gen_kwargs", "max_gen_toks=16", "--log_samples"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = out.rglob("results_*.json")
     scores = json.loads(results_file.read_text())["results"]["regurg_mt_en-es"]
@@ -275,7 +275,7 @@ def test_ddp_two_processes_on_cpu_match_one_process(tmp_path):
             "--max-steps", "8", "--threads", "1", "--precision", "fp32", "--no-progress"]
     ddp = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m",
                           "regurg_bench.training.commands", "train", *args, "--out", str(tmp_path / "ddp")],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = train(_config(tmp_path / "one", max_pairs=200, batch_size=16, max_steps=8, num_threads=1,
                            precision="fp32"))

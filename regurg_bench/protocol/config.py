@@ -67,8 +67,8 @@ class UnlearningMitigation(_Strict):
     enabled: bool = True
     forget_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     steps: int = Field(50, gt=0)
-    lr: float | None = Field(1e-3, gt=0)
-    forget_weight: float = Field(0.5, gt=0)
+    lr: float | None = Field(2e-4, gt=0)
+    forget_weight: float = Field(0.2, gt=0)
 
 
 class Mitigations(_Strict):
