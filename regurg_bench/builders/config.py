@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -108,10 +108,11 @@ class ConfigError(ValueError):
     """A config file that does not validate: the message names the file and every bad key."""
 
 
-def load_build_config(path: str | Path | None) -> BuildConfig:
-    """Load and validate a YAML config (``None``: the embedded default)."""
-    if path is None:
-        return default_build_config()
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping (safe loader); errors name the file."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -121,11 +122,23 @@ def load_build_config(path: str | Path | None) -> BuildConfig:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return raw
+
+
+def validate_config(model: type[M], raw: dict[str, Any], where: str) -> M:
+    """``model.model_validate(raw)``; a ConfigError naming ``where`` and every bad key otherwise."""
     try:
-        return BuildConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+def load_build_config(path: str | Path | None) -> BuildConfig:
+    """Load and validate a YAML config (``None``: the embedded default)."""
+    if path is None:
+        return default_build_config()
+    return validate_config(BuildConfig, read_yaml_mapping(path), str(path))
 
 
 def default_build_config() -> BuildConfig:

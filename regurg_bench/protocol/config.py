@@ -14,10 +14,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from regurg_bench.builders.config import BuildConfig, ConfigError
+from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
 
 
 class _Strict(BaseModel):
@@ -132,27 +131,14 @@ class ProtocolConfig(_Strict):
 
 
 def _validate(raw: dict[str, Any], where: str) -> ProtocolConfig:
-    try:
-        return ProtocolConfig.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{where}: {problems}") from None
+    return validate_config(ProtocolConfig, raw, where)
 
 
 def load_protocol_config(path: str | Path | None) -> ProtocolConfig:
     """Load and validate a YAML config (``None``: the embedded default)."""
     if path is None:
         return default_protocol_config()
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file does not exist") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-    return _validate(raw, str(path))
+    return _validate(read_yaml_mapping(path), str(path))
 
 
 PRESETS_DIR = Path(__file__).parent / "presets"

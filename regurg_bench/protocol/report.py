@@ -502,7 +502,8 @@ def plot_recovery(results: dict[str, Any], path: Path) -> bool:
         for i, (_, eff) in enumerate(rows):
             e = eff[m]
             if e["estimate"] is None:
-                ax.annotate(e["status"], (0, i), fontsize=7, va="center", color="grey")
+                ax.annotate("undefined (real not significantly better)" if e["status"] == "no_gap" else e["status"],
+                            (-1.4, i), fontsize=8, va="center", color="grey")
                 continue
             lo = e["ci_low"] if e["ci_low"] is not None else -10.0
             hi = e["ci_high"] if e["ci_high"] is not None else 10.0
@@ -512,7 +513,7 @@ def plot_recovery(results: dict[str, Any], path: Path) -> bool:
         ax.axvline(1, color="tab:green", lw=0.8, ls="--")
         ax.set_xlim(-1.5, 2.5)
         ax.set_yticks(range(len(rows)), [r[0] for r in rows] if ax is axes[0][0] else [""] * len(rows))
-        ax.invert_yaxis()
+        ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_title(f"R on {METRIC_LABEL[m]} (0 = regurg, 1 = real)")
     fig.suptitle(f"{task}: recovery of the real-vs-regurgitated gap")
     fig.tight_layout()
