@@ -27,21 +27,9 @@ from regurg_bench.protocol.run import run_protocol
 from regurg_bench.scoring import degradation, paired_bootstrap, recovery
 from regurg_bench.scoring.bootstrap import percentile_interval
 
-TINY = """
-name: tiny
-build:
-  name: tiny
-  corpus: "bible:en-es:train"
-  size: 100
-  generators: {scripted: {kind: scripted}, scripted2: {kind: scripted}}
-  mixes: {ratios: [0.5], generators: [scripted]}
-  fractions_of_real: [0.5]
-  write_hf: false
-train: {base_model: "scratch:test", max_steps: 3, batch_size: 8, checkpoint_every: 0}
-eval: {limit: 5, max_gen_toks: 8, batch_size: 5}
-mitigations: {detector: {heldout_pairs: 40}, unlearning: {steps: 2}}
-scoring: {resamples: 40}
-"""
+#: the tiny protocol of tests/test_protocol.py, without its size ladder (fewer students)
+TINY = (Path(__file__).parent / "data" / "tiny_protocol.yaml").read_text(encoding="utf-8").replace(
+    "  ladder: {step: 50}\n", "")
 TASK = "regurg_mt_en-es"
 runner = CliRunner()
 

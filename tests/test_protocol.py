@@ -17,22 +17,7 @@ from regurg_bench.protocol.report import load_samples
 from regurg_bench.protocol.run import run_protocol
 from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
 
-TINY = """
-name: tiny
-build:
-  name: tiny
-  corpus: "bible:en-es:train"
-  size: 100
-  generators: {scripted: {kind: scripted}, scripted2: {kind: scripted}}
-  mixes: {ratios: [0.5], generators: [scripted]}
-  fractions_of_real: [0.5]
-  ladder: {step: 50}
-  write_hf: false
-train: {base_model: "scratch:test", max_steps: 3, batch_size: 8, checkpoint_every: 0}
-eval: {limit: 5, max_gen_toks: 8, batch_size: 5}
-mitigations: {detector: {heldout_pairs: 40}, unlearning: {steps: 2}}
-scoring: {resamples: 40}
-"""
+TINY = (Path(__file__).parent / "data" / "tiny_protocol.yaml").read_text(encoding="utf-8")
 
 
 def _write(tmp_path: Path, text: str) -> Path:
