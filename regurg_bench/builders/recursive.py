@@ -20,10 +20,11 @@ from typing import Any
 from regurg_bench.atomic import atomic_write
 from regurg_bench.builders.config import BuildConfig
 from regurg_bench.corpora.base import Pair, PairFingerprint
+from regurg_bench.corpora.lines import read_json_objects
 
 
 def _read_pairs(path: Path) -> list[Pair]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = read_json_objects(path)
     return [Pair(r["id"], r["source"], r["target"], r["src_lang"], r["tgt_lang"]) for r in rows]
 
 

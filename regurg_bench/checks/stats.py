@@ -75,18 +75,18 @@ def test_set_texts() -> frozenset[str]:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a split file; each must have string ``id``, ``source`` and ``target``."""
+    from regurg_bench.corpora.base import CorpusError
+    from regurg_bench.corpora.lines import iter_json_objects
+
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SplitError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("id", "source", "target")):
+    try:
+        for lineno, row in iter_json_objects(path):
+            if not all(isinstance(row.get(k), str) for k in ("id", "source", "target")):
                 raise SplitError(f"{path}:{lineno}: expected an object with string id, source and target")
             rows.append(row)
+    except CorpusError as exc:
+        raise SplitError(str(exc)) from None
     return rows
 
 

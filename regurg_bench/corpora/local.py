@@ -4,24 +4,24 @@ All three stream their files line by line (a multi-gigabyte corpus costs no memo
 so far, kept to detect duplicates) and validate while reading: every problem is a :class:`CorpusError`
 naming the file, the line and, where there is one, the column or field.
 
-Files are read as bytes and each line is decoded on its own (UTF-8, strict), because a text-mode
-``open`` reports a bad byte as an offset into a read buffer, not as a line a person can go and fix.
+Lines are read and decoded by :mod:`regurg_bench.corpora.lines` (strict UTF-8, one line at a time, so a
+bad byte is reported with its line number).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from regurg_bench.corpora.base import CorpusError, CorpusSource, Pair, check_unique_ids
+from regurg_bench.corpora.lines import check_file as _check_file
+from regurg_bench.corpora.lines import iter_json_objects
+from regurg_bench.corpora.lines import read_lines as _read_lines
 from regurg_bench.corpora.registry import register_corpus
-
-_BOM = "\ufeff"
 
 
 def normalize_whitespace(text: str) -> str:
@@ -31,40 +31,6 @@ def normalize_whitespace(text: str) -> str:
     differ in these invisibly, and metrics such as BLEU should not.
     """
     return " ".join(text.split())
-
-
-def _check_file(path: Path) -> None:
-    """Fail early, with the path, when a corpus file is missing (rather than on first iteration)."""
-    if not path.exists():
-        raise CorpusError("file does not exist", path=path)
-    if not path.is_file():
-        raise CorpusError("is not a regular file (a directory?)", path=path)
-
-
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` for each line (1-based), without its line ending.
-
-    Decoding happens per line so a :class:`UnicodeDecodeError` can be reported with its line number.
-    A UTF-8 byte-order mark at the start of the file is dropped (spreadsheet exports add one).
-    """
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise CorpusError("file does not exist", path=path) from None
-    except OSError as exc:
-        raise CorpusError(f"cannot open file: {exc.strerror or exc}", path=path) from exc
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start:exc.end].hex(" ")
-                raise CorpusError(f"not valid UTF-8: byte(s) {bad} at byte {exc.start + 1} of the line "
-                                  f"({exc.reason}); re-encode the file as UTF-8", path=path,
-                                  line=lineno) from None
-            if lineno == 1 and text.startswith(_BOM):
-                text = text[1:]
-            yield lineno, text.rstrip("\r\n")
 
 
 def _text_field(value: Any, *, path: Path, line: int, field: str, side: str) -> str:
@@ -225,17 +191,7 @@ class JsonlCorpus(_SingleFileCorpus):
         self.source_field, self.target_field, self.id_field = source_field, target_field, id_field
 
     def _read_pairs(self) -> Iterator[Pair]:
-        for lineno, text in _read_lines(self.path):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                  path=self.path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"expected a JSON object, found {type(row).__name__}",
-                                  path=self.path, line=lineno)
+        for lineno, row in iter_json_objects(self.path):
             for key in (self.source_field, self.target_field):
                 if key not in row:
                     raise CorpusError(f"object has no {key!r} key (keys: {', '.join(row) or 'none'})",

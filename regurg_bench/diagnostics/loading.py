@@ -9,11 +9,11 @@ here: an empty output is something a diagnostic should count, not a reason to re
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from regurg_bench.corpora.base import CorpusError, Pair
+from regurg_bench.corpora.lines import iter_json_objects
 
 REAL = "real"
 #: Condition files picked up from a split folder by default (besides ``real``).
@@ -23,42 +23,31 @@ DEFAULT_INCLUDE: tuple[str, ...] = ("regurg_*",)
 def read_condition_file(path: str | Path, *, src_lang: str | None = None, tgt_lang: str | None = None) -> list[Pair]:
     """Pairs of one JSONL condition file; languages from each row, else from the arguments."""
     path = Path(path)
-    if not path.is_file():
-        raise CorpusError("file does not exist" if not path.exists() else "is not a regular file", path=path)
     pairs: list[Pair] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"expected a JSON object, found {type(row).__name__}", path=path, line=lineno)
-            for key in ("id", "source", "target"):
-                if key not in row:
-                    raise CorpusError(f"object has no {key!r} key", path=path, line=lineno, field=key)
-                value = row[key]
-                ok = isinstance(value, str) or (key == "id" and isinstance(value, int) and not isinstance(value, bool))
-                if not ok:
-                    raise CorpusError(f"{key} must be a string, found {type(value).__name__}",
-                                      path=path, line=lineno, field=key)
-            ident = str(row["id"]).strip()
-            if not ident:
-                raise CorpusError("empty id", path=path, line=lineno, field="id")
-            if ident in seen:
-                raise CorpusError(f"duplicate id {ident!r}", path=path, line=lineno, field="id")
-            seen.add(ident)
-            src = row.get("src_lang") or src_lang
-            tgt = row.get("tgt_lang") or tgt_lang
-            if not src or not tgt:
-                raise CorpusError("no src_lang/tgt_lang in the row; pass --src-lang and --tgt-lang",
-                                  path=path, line=lineno)
-            pairs.append(Pair(id=ident, source=" ".join(row["source"].split()),
-                              target=" ".join(row["target"].split()), src_lang=src, tgt_lang=tgt,
-                              meta={"file": str(path), "line": str(lineno)}))
+    for lineno, row in iter_json_objects(path):
+        for key in ("id", "source", "target"):
+            if key not in row:
+                raise CorpusError(f"object has no {key!r} key", path=path, line=lineno, field=key)
+            value = row[key]
+            ok = isinstance(value, str) or (key == "id" and isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise CorpusError(f"{key} must be a string, found {type(value).__name__}",
+                                  path=path, line=lineno, field=key)
+        ident = str(row["id"]).strip()
+        if not ident:
+            raise CorpusError("empty id", path=path, line=lineno, field="id")
+        if ident in seen:
+            raise CorpusError(f"duplicate id {ident!r}", path=path, line=lineno, field="id")
+        seen.add(ident)
+        src = row.get("src_lang") or src_lang
+        tgt = row.get("tgt_lang") or tgt_lang
+        if not src or not tgt:
+            raise CorpusError("no src_lang/tgt_lang in the row; pass --src-lang and --tgt-lang",
+                              path=path, line=lineno)
+        pairs.append(Pair(id=ident, source=" ".join(row["source"].split()),
+                          target=" ".join(row["target"].split()), src_lang=src, tgt_lang=tgt,
+                          meta={"file": str(path), "line": str(lineno)}))
     if not pairs:
         raise CorpusError("no rows", path=path)
     return pairs

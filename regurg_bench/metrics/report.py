@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.metrics.base import SegmentMetric
 
 
@@ -33,7 +34,7 @@ def _samples(folder: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for path in sorted(folder.rglob("samples_*.jsonl")):
         task = path.name[len("samples_"):].rsplit("_", 1)[0]
-        out[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out[task] = read_json_objects(path)
     return out
 
 

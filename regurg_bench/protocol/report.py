@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
+from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
 from regurg_bench.scoring.bootstrap import percentile_interval
 from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
@@ -34,8 +35,7 @@ def _finite(x: float | None) -> float | None:
 
 
 def load_samples(eval_dir: str | Path, samples_file: str) -> tuple[list[int], list[str], list[str]]:
-    rows = [json.loads(line) for line in (Path(eval_dir) / samples_file).read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    rows = read_json_objects(Path(eval_dir) / samples_file)
     rows.sort(key=lambda r: r["doc_id"])
     return [r["doc_id"] for r in rows], [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
+from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.protocol.config import ProtocolConfig
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,6 @@ def _write_json(path: Path, data: Any) -> None:
     with atomic_write(path) as handle:
         json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
-
-
-def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -172,7 +169,7 @@ def quality_stage(cfg: ProtocolConfig, out: Path, splits: Path, g: str) -> dict[
     def make(folder: Path) -> dict[str, Any]:
         from regurg_bench.metrics.quality import quality_signal
 
-        rows = _read_jsonl(regurg)
+        rows = read_json_objects(regurg)
         signal = quality_signal([r["source"] for r in rows], [r["target"] for r in rows], q.qe_model)
         _write_jsonl(folder / "quality.jsonl", [{"id": r["id"], "quality": s} for r, s in zip(rows, signal.scores, strict=False)])
         ranked = sorted(zip(signal.scores, (r["id"] for r in rows), strict=False), key=lambda t: (-t[0], t[1]))
@@ -194,8 +191,8 @@ def multigen_stage(cfg: ProtocolConfig, out: Path, splits: Path, generators: lis
     key = _sha("m2", SCHEMA_VERSION, [file_sha(f) for f in files], cfg.build.seed)[:16]
 
     def make(folder: Path) -> dict[str, Any]:
-        by_gen = {g: {r["id"]: r for r in _read_jsonl(f)} for g, f in zip(generators, files, strict=False)}
-        ids = [r["id"] for r in _read_jsonl(files[0])]
+        by_gen = {g: {r["id"]: r for r in read_json_objects(f)} for g, f in zip(generators, files, strict=False)}
+        ids = [r["id"] for r in read_json_objects(files[0])]
         counts = dict.fromkeys(generators, 0)
         rows = []
         for i in ids:
@@ -225,9 +222,9 @@ def detector_stage(cfg: ProtocolConfig, out: Path, splits: Path, heldout: Path, 
         from sklearn.metrics import roc_auc_score
         from sklearn.pipeline import make_pipeline
 
-        human = [r for r in _read_jsonl(h_real) if r["id"] not in main_ids][: d.heldout_pairs]
+        human = [r for r in read_json_objects(h_real) if r["id"] not in main_ids][: d.heldout_pairs]
         keep = {r["id"] for r in human}
-        gen = {r["id"]: r for r in _read_jsonl(h_gen) if r["id"] in keep}
+        gen = {r["id"]: r for r in read_json_objects(h_gen) if r["id"] in keep}
         is_test = {i: int(_sha("m3-test", i)[:8], 16) / 16**8 < d.test_fraction for i in keep}
         train_x, train_y, test_x, test_y = [], [], [], []
         for r in human:
@@ -238,7 +235,7 @@ def detector_stage(cfg: ProtocolConfig, out: Path, splits: Path, heldout: Path, 
                               LogisticRegression(C=4.0, max_iter=2000))
         model.fit(train_x, train_y)
         auroc = float(roc_auc_score(test_y, model.predict_proba(test_x)[:, 1]))
-        rows = _read_jsonl(regurg)
+        rows = read_json_objects(regurg)
         p_human = model.predict_proba([r["target"] for r in rows])[:, 1].tolist()
         _write_jsonl(folder / "p_human.jsonl", [{"id": r["id"], "p_human": p} for r, p in zip(rows, p_human, strict=False)])
         ranked = sorted(zip(p_human, (r["id"] for r in rows), strict=False), key=lambda t: (-t[0], t[1]))
@@ -263,7 +260,7 @@ def unlearning_stage(cfg: ProtocolConfig, out: Path, splits: Path, g: str, ranki
         order = [line.strip() for line in ranking.read_text(encoding="utf-8").splitlines() if line.strip()]
         n_forget = max(1, round(u.forget_fraction * len(order)))
         forget_ids = set(order[-n_forget:])  # the ranking is best first
-        rows = _read_jsonl(regurg)
+        rows = read_json_objects(regurg)
         _write_jsonl(folder / "forget.jsonl", [r for r in rows if r["id"] in forget_ids])
         _write_jsonl(folder / "replay.jsonl", [r | {"condition": f"m4_unlearn_{g}"} for r in rows
                                                if r["id"] not in forget_ids])
@@ -433,7 +430,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     splits = out / "splits"
     src, tgt = _direction(splits)
     tasks = cfg.eval.tasks or [f"regurg_mt_{src}-{tgt}"]
-    main_ids = {r["id"] for r in _read_jsonl(splits / "real.jsonl")}
+    main_ids = {r["id"] for r in read_json_objects(splits / "real.jsonl")}
     gens = list(cfg.build.generators)
     m = cfg.mitigations
     derived: dict[str, Any] = {}

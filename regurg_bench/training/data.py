@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.corpora.base import CorpusError, Pair, fingerprint_pairs
+from regurg_bench.corpora.lines import iter_json_objects, read_lines
+from regurg_bench.corpora.registry import CORPUS_SOURCES
 from regurg_bench.prompt import render_example
 
 #: Row fields that give a curriculum rank (lower comes first).
@@ -40,33 +42,24 @@ def _read_split_jsonl(path: Path, src_lang: str | None, tgt_lang: str | None
     pairs: list[Pair] = []
     ranks: dict[str, float] = {}
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise CorpusError("expected a JSON object", path=path, line=lineno)
-            values = {}
-            for key, default in (("source", None), ("target", None), ("src_lang", src_lang),
-                                 ("tgt_lang", tgt_lang)):
-                value = row.get(key, default)
-                if not isinstance(value, str) or not value.strip():
-                    hint = " (or pass src_lang/tgt_lang)" if key.endswith("_lang") else ""
-                    raise CorpusError(f"missing or empty {key!r}{hint}", path=path, line=lineno, field=key)
-                values[key] = value.strip() if key in ("source", "target") else value
-            ident = str(row.get("id", f"{path.stem}.{lineno}"))
-            if ident in seen:
-                raise CorpusError(f"duplicate id {ident!r}", path=path, line=lineno, field="id")
-            seen.add(ident)
-            rank = next((row[k] for k in RANK_FIELDS if k in row), None)
-            if rank is not None:
-                ranks[ident] = float(rank)
-            pairs.append(Pair(ident, values["source"], values["target"], values["src_lang"],
-                              values["tgt_lang"], {"line": str(lineno)}))
+    for lineno, row in iter_json_objects(path):
+        values = {}
+        for key, default in (("source", None), ("target", None), ("src_lang", src_lang),
+                             ("tgt_lang", tgt_lang)):
+            value = row.get(key, default)
+            if not isinstance(value, str) or not value.strip():
+                hint = " (or pass src_lang/tgt_lang)" if key.endswith("_lang") else ""
+                raise CorpusError(f"missing or empty {key!r}{hint}", path=path, line=lineno, field=key)
+            values[key] = value.strip() if key in ("source", "target") else value
+        ident = str(row.get("id", f"{path.stem}.{lineno}"))
+        if ident in seen:
+            raise CorpusError(f"duplicate id {ident!r}", path=path, line=lineno, field="id")
+        seen.add(ident)
+        rank = next((row[k] for k in RANK_FIELDS if k in row), None)
+        if rank is not None:
+            ranks[ident] = float(rank)
+        pairs.append(Pair(ident, values["source"], values["target"], values["src_lang"],
+                          values["tgt_lang"], {"line": str(lineno)}))
     if not pairs:
         raise CorpusError("no pairs", path=path)
     if ranks and len(ranks) != len(pairs):
@@ -98,6 +91,8 @@ def load_split(split: str, src_lang: str | None = None, tgt_lang: str | None = N
         path = path / "train.jsonl"
         if not path.is_file():
             raise CorpusError("split folder has no train.jsonl", path=path.parent)
+    if path.suffix in (".jsonl", ".json") and not path.exists() and split.partition(":")[0] not in CORPUS_SOURCES:
+        raise CorpusError("file does not exist", path=path)  # a mistyped path, not a corpus spec
     if path.is_file() and path.suffix in (".jsonl", ".json"):
         pairs, ranks = _read_split_jsonl(path, src_lang, tgt_lang)
         provenance = {"kind": "jsonl", "path": str(path.resolve())}
@@ -119,14 +114,18 @@ def read_id_list(path: str | Path) -> list[str]:
     """Ids in order from a ``.txt`` (one per line) or ``.jsonl`` (``{"id": ...}`` or a JSON string per line)."""
     path = Path(path)
     ids: list[str] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in read_lines(path):
         if not line.strip():
             continue
         if path.suffix in (".jsonl", ".json"):
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=path, line=lineno) from None
             ident = row.get("id") if isinstance(row, dict) else row
-            if ident is None:
-                raise CorpusError("row has no 'id'", path=path, line=lineno, field="id")
+            if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+                raise CorpusError("expected an id string or an object with an 'id'", path=path, line=lineno,
+                                  field="id")
             ids.append(str(ident))
         else:
             ids.append(line.strip())
