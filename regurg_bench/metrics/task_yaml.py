@@ -29,6 +29,9 @@ FAMILIES: dict[str, dict[str, str]] = {
     "regurg_mt_muse": {"muse_cos_src": "muse_src_aggregation", "muse_cos_ref": "muse_ref_aggregation"},
 }
 _SUFFIX = {"regurg_mt_comet": "comet", "regurg_mt_muse": "muse"}
+#: Task versions (see the changelog in task_configs/regurg_mt_comet/README.md). regurg_mt_comet 1.1: a
+#: COMET metric without a configured checkpoint is left out of the results (it was listed in 1.0).
+VERSIONS = {"regurg_mt_comet": "1.1", "regurg_mt_muse": "1.0"}
 
 
 def _template(family: str) -> str:
@@ -43,7 +46,7 @@ def _template(family: str) -> str:
             f"custom_dataset: !function utils.{kind}_embedded_dataset\n"
             f"process_results: !function utils.process_results_{kind}\n"
             f"metric_list:\n{metrics}"
-            "metadata:\n  version: 1.0\n  sacrebleu_signatures: !function utils.SACREBLEU_SIGNATURES\n"
+            f"metadata:\n  version: {VERSIONS[family]}\n  sacrebleu_signatures: !function utils.SACREBLEU_SIGNATURES\n"
             f"  neural_metrics: !function utils.{kind.upper()}_METRICS\n")
 
 
@@ -64,7 +67,7 @@ def render_all() -> dict[str, str]:
         aggs = "".join(f"  - metric: {m}\n    aggregation: mean\n    weight_by_size: false\n"
                        for m in (*SACREBLEU, *metrics))
         files[f"{family}.yaml"] = (f"{HEADER}group: {family}\ntask:\n{subtasks}aggregate_metric_list:\n{aggs}"
-                                   "metadata:\n  version: 1.0\n")
+                                   f"metadata:\n  version: {VERSIONS[family]}\n")
     return files
 
 
