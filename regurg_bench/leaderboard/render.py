@@ -345,9 +345,13 @@ def plot_png(entries: list[LeaderboardEntry]) -> bytes | None:
             better = "lower" if metric in LOWER_IS_BETTER else "higher"
             ax.set_title(f"{task}: {METRIC_LABEL[metric]} ({better} is better)", fontsize=9)
             ax.grid(axis="x", alpha=0.3)
-            if i == 0 and j == len(metrics) - 1:
-                ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    # One legend under the panels (inside a panel it can hide a point).
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
     buf = io.BytesIO()
     # No "Software" (matplotlib version) or date metadata: the same entries give the same bytes.
     fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
