@@ -102,3 +102,25 @@ def test_signature_follows_the_installed_data():
     assert "eng-spa" in sig.info["modes"]
     assert sig.hash == ApertiumGenerator(workers=1).signature().hash
     assert sig.hash != ApertiumGenerator(mark_unknown=True).signature().hash
+
+
+def test_round_trip_is_the_composition_of_its_legs_and_has_its_own_signature(genesis):
+    plain = build_generator("apertium")
+    round_trip = build_generator("apertium", round_trip="it")
+    verses = genesis[:20] + [""]
+    direct = [r.text for r in plain.generate(verses[:-1], "en", "es")]
+    via_it = [r.text for r in plain.generate(direct, "es", "it")]
+    expected = [r.text for r in plain.generate(via_it, "it", "es")]
+    got = round_trip.generate(verses, "en", "es")
+    assert [r.text for r in got[:-1]] == expected
+    assert got[-1].status == "empty"
+    assert sum(a != b for a, b in zip(direct, expected, strict=True)) >= 10  # a different generator, mostly
+    assert round_trip.signature().hash != plain.signature().hash
+    assert round_trip.signature().options["round_trip"] == "it"
+
+
+def test_round_trip_pivot_must_be_a_third_language():
+    with pytest.raises(UnsupportedDirection, match="pivot 'es' must differ"):
+        build_generator("apertium", round_trip="es").check_direction("en", "es")
+    with pytest.raises(UnsupportedDirection, match="no es->de pair"):
+        build_generator("apertium", round_trip="de").check_direction("en", "es")

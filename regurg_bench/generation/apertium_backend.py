@@ -127,11 +127,17 @@ class ApertiumGenerator(Generator):
     ``isolate_sentences``: translate each sentence independently of its batch (see the module doc).
     ``normalize_whitespace``: collapse runs of whitespace. ``workers``: parallel tagger processes.
     ``datadir``: Apertium data folder (default ``$APERTIUM_DATADIR`` or ``/usr/share/apertium``).
+    ``round_trip``: a pivot language; the translation is then sent to the pivot and back
+    (en->es, then es->it->es for ``round_trip: it``). A cheap, offline *second* generator: on 300 Bible
+    verses its output has BLEU 74 against plain Apertium's (12 % identical) and slightly more errors
+    (BLEU 16.0 vs 17.5 against the human targets), so M2 can mix two generators without a GPU. It
+    shares Apertium's lexicon, so it is a variant of one system, not an independent second system.
     """
 
     def __init__(self, *, mark_unknown: bool = False, isolate_sentences: bool = True,
                  normalize_whitespace: bool = True, workers: int | None = None,
-                 datadir: str | None = None) -> None:
+                 datadir: str | None = None, round_trip: str | None = None) -> None:
+        self.round_trip = round_trip
         self.mark_unknown = mark_unknown
         self.isolate_sentences = isolate_sentences
         self.normalize_whitespace = normalize_whitespace
@@ -143,7 +149,16 @@ class ApertiumGenerator(Generator):
     # -- directions ----------------------------------------------------------------------------
 
     def check_direction(self, src_lang: str, tgt_lang: str) -> None:
-        self.mode_for(src_lang, tgt_lang)
+        for src, tgt in self._legs(src_lang, tgt_lang):
+            self.mode_for(src, tgt)
+
+    def _legs(self, src_lang: str, tgt_lang: str) -> list[tuple[str, str]]:
+        if not self.round_trip:
+            return [(src_lang, tgt_lang)]
+        if self.round_trip in (src_lang, tgt_lang):
+            raise UnsupportedDirection(f"round_trip pivot {self.round_trip!r} must differ from {src_lang} and "
+                                       f"{tgt_lang}")
+        return [(src_lang, tgt_lang), (tgt_lang, self.round_trip), (self.round_trip, tgt_lang)]
 
     def mode_for(self, src_lang: str, tgt_lang: str) -> str:
         """The installed Apertium mode for a direction; :class:`UnsupportedDirection` otherwise."""
@@ -198,7 +213,8 @@ class ApertiumGenerator(Generator):
             kind=self.kind, model="apertium", revision="sha256:" + digest,
             decoding={"rule_based": True},
             options={"mark_unknown": self.mark_unknown, "isolate_sentences": self.isolate_sentences,
-                     "normalize_whitespace": self.normalize_whitespace, "format": "txt"},
+                     "normalize_whitespace": self.normalize_whitespace, "format": "txt",
+                     **({"round_trip": self.round_trip} if self.round_trip else {})},
             info={"modes": modes, "datadir": str(self.datadir),
                   "packages": {p: _package_version(p) for p in packages}},
         )
@@ -221,6 +237,15 @@ class ApertiumGenerator(Generator):
         return self._pipelines[mode]
 
     def generate(self, sources: list[str], src_lang: str, tgt_lang: str) -> list[GenerationResult]:
+        self.check_direction(src_lang, tgt_lang)
+        results = self._translate(sources, src_lang, tgt_lang)
+        for src, tgt in self._legs(src_lang, tgt_lang)[1:]:
+            ok = [i for i, r in enumerate(results) if r.ok]
+            for i, r in zip(ok, self._translate([results[i].text for i in ok], src, tgt), strict=True):
+                results[i] = r if r.ok else GenerationResult.empty(f"round trip {src}->{tgt}: {r.reason}")
+        return results
+
+    def _translate(self, sources: list[str], src_lang: str, tgt_lang: str) -> list[GenerationResult]:
         mode = self.mode_for(src_lang, tgt_lang)
         clean = [_WS.sub(" ", s.replace("\x00", " ")).strip() for s in sources]
         todo = [i for i, s in enumerate(clean) if s]
