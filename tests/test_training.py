@@ -126,6 +126,36 @@ def test_curriculum_order_is_exactly_the_order_consumed(tmp_path):
     assert card["order"]["sha256"] == order_hash([wanted[i:i + 8] for i in range(0, 50, 8)])
 
 
+def test_curriculum_window_keeps_the_order_per_window_and_cuts_padding(tmp_path):
+    pairs = load_bible_pairs("en-es", "train")[:96]
+    _write_split(tmp_path / "split" / "train.jsonl", pairs)
+    wanted = [p.id for p in pairs[::-1]]
+    (tmp_path / "order.txt").write_text("\n".join(wanted) + "\n")
+
+    def run(out: str, window: int, seed: int = 0) -> list[list[str]]:
+        seen: list[list[str]] = []
+        train(_config(tmp_path / out, split=str(tmp_path / "split"), curriculum=str(tmp_path / "order.txt"),
+                      max_steps=None, epochs=1, batch_size=8, curriculum_window=window, seed=seed),
+              on_step=lambda s: seen.append(s.ids))
+        return seen
+
+    exact, windowed = run("exact", 0), run("w4", 4)
+    assert [i for ids in exact for i in ids] == wanted
+    # Windows of 4 batches = 32 ids: each window holds exactly the ids of that slice of the order ...
+    for w in range(3):
+        assert sorted(i for ids in windowed[4 * w:4 * w + 4] for i in ids) == sorted(wanted[32 * w:32 * w + 32])
+    assert [len(ids) for ids in windowed] == [8] * 12
+    # ... but no longer in the exact order, and batches are made of similar lengths (less padding).
+    assert windowed != exact
+    length = {p.id: len(p.source) + len(p.target) for p in pairs}
+
+    def padding(batches):
+        return sum(max(length[i] for i in ids) * len(ids) - sum(length[i] for i in ids) for ids in batches)
+
+    assert padding(windowed) < 0.6 * padding(exact)
+    assert run("w4b", 4) == windowed and run("w4s1", 4, seed=1) != windowed  # seeded
+
+
 def test_rank_field_orders_and_shuffle_is_seeded(tmp_path):
     pairs = load_bible_pairs("en-es", "train")[:40]
     ranked = _write_split(tmp_path / "ranked.jsonl", pairs, curriculum_rank=lambda i: -i)

@@ -26,7 +26,8 @@ loss on the target tokens only, so the result is ready for `regurg-bench eval` /
 
 `regurg-bench train --split splits/apertium-50 --base-model smollm2-135m-instruct --method lora --out runs/lora`
 
-`regurg-bench train --split splits/real --curriculum order.txt --out runs/cur` (exact given order)
+`regurg-bench train --split splits/real --curriculum order.txt --out runs/cur` (exact given order;
+add `--curriculum-window 8` to keep it per 8 batches with less padding)
 
 `regurg-bench train --split splits/real --base-model runs/student --forget synthetic.jsonl --out runs/unlearned`
 
@@ -51,8 +52,11 @@ def train_command(
                                              "2e-4 LoRA).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds initialisation and data order.")] = 0,
     max_pairs: Annotated[int | None, typer.Option(help="Use only the first N pairs of the split.")] = None,
-    curriculum: Annotated[str | None, typer.Option(help="A .txt/.jsonl of ids: train in exactly this order.")
+    curriculum: Annotated[str | None, typer.Option(help="A .txt/.jsonl of ids: train in this order.")
                           ] = None,
+    curriculum_window: Annotated[int, typer.Option(min=0, help="Keep the --curriculum order per window of N "
+                                                   "batches, length-sorted inside (less padding); 0 = exact "
+                                                   "order.")] = 0,
     forget: Annotated[str | None, typer.Option(help="Pairs to unlearn (.jsonl or corpus spec); the split "
                                                "is replayed.")] = None,
     forget_weight: Annotated[float, typer.Option(help="Lambda of the forgetting term.")] = 1.0,
@@ -79,7 +83,7 @@ def train_command(
         raise typer.BadParameter("must be `auto`, `bf16` or `fp32`", param_hint="--precision")
     config = TrainConfig(split=split, out=out, base_model=base_model, method=method, epochs=epochs,  # type: ignore[arg-type]
                          max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, max_pairs=max_pairs,
-                         curriculum=curriculum, forget=forget, forget_weight=forget_weight,
+                         curriculum=curriculum, curriculum_window=curriculum_window, forget=forget, forget_weight=forget_weight,
                          forget_bound=forget_bound, lora_r=lora_r, lora_alpha=2 * lora_r, merge_lora=merge_lora,
                          src_lang=src_lang, tgt_lang=tgt_lang, precision=precision, compile=compile_model,  # type: ignore[arg-type]
                          checkpoint_every=checkpoint_every, num_threads=threads, progress=progress)

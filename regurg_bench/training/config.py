@@ -42,6 +42,10 @@ class TrainConfig:
     # row carries a ``curriculum_rank``/``order`` field.
     curriculum: str | None = None
     length_bucketing: bool = True  # shuffled order only: group similar lengths to cut padding
+    # Given order only: keep it per window of this many batches, length-sorted inside (0 or 1 = exact
+    # order, every batch padded to its own longest example; 8 cut an M1 curriculum student from 83 s to
+    # about 50 s on 2 CPU cores, the cost of a shuffled one).
+    curriculum_window: int = 0
     # LoRA (method="lora").
     lora_r: int = 8
     lora_alpha: int = 16

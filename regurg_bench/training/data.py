@@ -183,28 +183,42 @@ def encode_all(tokenizer, pairs: Sequence[Pair], max_length: int) -> list[tuple[
 # --- the batch schedule -------------------------------------------------------------------------
 
 def plan_batches(n_examples: int, lengths: Sequence[int], *, batch_size: int, steps: int, seed: int,
-                 order: list[int] | None, bucketing: bool, bucket_window: int = 50) -> list[list[int]]:
+                 order: list[int] | None, bucketing: bool, bucket_window: int = 50,
+                 order_window: int = 0) -> list[list[int]]:
     """``steps`` batches of example indices.
 
-    Given order: consecutive chunks of it, cycled for further epochs. Shuffled: a new permutation per
-    epoch (seeded); with bucketing, windows of ``bucket_window`` batches are sorted by length and
+    Given order: consecutive chunks of it, cycled for further epochs. With ``order_window`` > 1 the
+    order is kept at the granularity of windows of that many batches: inside a window, examples are
+    sorted by length, cut into batches, and those batches shuffled (seeded), so a curriculum costs
+    little padding while window k is still trained before window k + 1. Shuffled: a new permutation
+    per epoch (seeded); with bucketing, windows of ``bucket_window`` batches are sorted by length and
     cut into batches, then the batches of the epoch are shuffled, so padding is small but
     neighbouring steps still see mixed lengths.
     """
     rng = random.Random(seed)
+
+    def by_length(epoch: list[int], window_batches: int) -> list[list[int]]:
+        window = batch_size * window_batches
+        chunks = [sorted(epoch[i:i + window], key=lambda j: lengths[j]) for i in range(0, len(epoch), window)]
+        return [c[i:i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+
     batches: list[list[int]] = []
     while len(batches) < steps:
         if order is not None:
             epoch = list(order)
-            epoch_batches = [epoch[i:i + batch_size] for i in range(0, len(epoch), batch_size)]
+            if order_window > 1:
+                epoch_batches = []
+                for i in range(0, len(epoch), batch_size * order_window):
+                    window = by_length(epoch[i:i + batch_size * order_window], order_window)
+                    rng.shuffle(window)
+                    epoch_batches.extend(window)
+            else:
+                epoch_batches = [epoch[i:i + batch_size] for i in range(0, len(epoch), batch_size)]
         else:
             epoch = list(range(n_examples))
             rng.shuffle(epoch)
             if bucketing:
-                window = batch_size * bucket_window
-                chunks = [sorted(epoch[i:i + window], key=lambda j: lengths[j])
-                          for i in range(0, len(epoch), window)]
-                epoch_batches = [c[i:i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+                epoch_batches = by_length(epoch, bucket_window)
                 rng.shuffle(epoch_batches)
             else:
                 epoch_batches = [epoch[i:i + batch_size] for i in range(0, len(epoch), batch_size)]

@@ -365,7 +365,8 @@ def _train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None) -> P
     total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch(n_used, config.batch_size)))
     lengths = [len(ids) for ids, _ in examples]
     schedule = plan_batches(len(examples), lengths, batch_size=config.batch_size, steps=total_steps,
-                            seed=config.seed, order=order, bucketing=config.length_bucketing)
+                            seed=config.seed, order=order, bucketing=config.length_bucketing,
+                            order_window=config.curriculum_window)
     forget_schedule = (plan_batches(len(forget_examples), [], batch_size=min(config.batch_size,
                                     len(forget_examples)), steps=total_steps, seed=config.seed + 1,
                                     order=None, bucketing=False) if forget else [])
