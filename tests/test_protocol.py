@@ -173,13 +173,15 @@ def test_example_config_documents_every_key_and_loads():
 def test_presets_load_and_the_paper_plan_prints(tmp_path):
     from regurg_bench.protocol.config import preset_names, preset_path
 
-    assert {"default", "paper"} <= set(preset_names())
+    assert {"default", "m2-offline", "paper"} <= set(preset_names())
     paper = load_protocol_config(preset_path("paper"))
     assert paper.eval.backend == "vllm" and paper.train["method"] == "lora" and paper.build.ladder.step == 1000
     said: list[str] = []
     plan = run_protocol(paper, tmp_path / "paper", dry_run=True, say=said.append)
     assert "ladder_regurg_llama_1000-s2" in plan["students"] and "m2_multigen-s0" in plan["students"]
     assert not (tmp_path / "paper").exists()
+    m2 = run_protocol(load_protocol_config(preset_path("m2-offline")), tmp_path / "m2", dry_run=True, say=said.append)
+    assert sorted(m2["students"]) == ["m2_multigen-s0", "real-s0", "regurg_apertium-s0", "regurg_apertium_rt_it-s0"]
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_path("nope")
 

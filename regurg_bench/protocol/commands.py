@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
                                                        help="Override train.base_model (e.g. scratch:tiny, a folder).")] = None,
         backend: Annotated[str | None, typer.Option("--backend", help="Override eval.backend: hf or vllm.")] = None,
         preset: Annotated[str | None, typer.Option(
-            "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU) or 'paper' "
-                             "(Europarl de-en, LLM generators, LoRA, vLLM; GPU + internet).")] = None,
+            "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'm2-offline' "
+                             "(M2 with two Apertium generators, offline CPU) or 'paper' (Europarl de-en, "
+                             "LLM generators, LoRA, vLLM; GPU + internet).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")] = False,
     ) -> None:
         """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
