@@ -74,6 +74,8 @@ def test_matrix_and_files(tiny_run):
     kinds = {c["claim"] for c in results["claims"]}
     assert {"degradation", "ladder", "fraction", "errors", "diversity", "m1_order", "m1_topk", "m2_multigen",
             "m3_detector", "m4_unlearn"} <= kinds
+    m2_rows = sorted(c["condition"] for c in results["claims"] if c["claim"] == "m2_multigen")
+    assert m2_rows == ["m2_multigen vs regurg_scripted", "m2_multigen vs regurg_scripted2"]  # one row per baseline
     saved = json.loads((out / "results.json").read_text())  # strict JSON: no NaN/Infinity
     assert saved["config_hash"] == results["config_hash"]
     assert saved["sacrebleu_signatures"]["bleu"].startswith("nrefs:1")

@@ -246,9 +246,11 @@ def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, di
         for cond, info in conditions.items():
             if info["kind"] not in CLAIM_TEXT or info["kind"] in ("fraction", "ladder"):
                 continue
-            for base, per_metric in recov[task].get(cond, {}).items():
+            bases = recov[task].get(cond, {})
+            for base, per_metric in bases.items():
                 out.append({"claim": info["kind"], "text": CLAIM_TEXT[info["kind"]], "task": task,
-                            "condition": cond, "generator": base.removeprefix("regurg_"),
+                            "condition": f"{cond} vs {base}" if len(bases) > 1 else cond,
+                            "generator": base.removeprefix("regurg_"),
                             "per_metric": _per_metric(per_metric)})
     if diagnostics:
         out += _diagnostic_claims(diagnostics, gens)
