@@ -153,3 +153,71 @@ def test_difference_known_values_and_ter_direction():
     # an interval that contains 0 is flagged, never called a win
     noisy = _bs("bleu", True, frac=(10.5, [9.0 + i / 10 for i in range(40)]), regurg=(10.0, [10.0] * 40))
     assert difference(noisy, "frac", "regurg").status == NOT_SIGNIFICANT
+
+
+def test_multi_seed_draws_do_not_depend_on_condition_order(texts):
+    """A resumed run may list its conditions in another order: the intervals must not move."""
+    refs, half, first = texts
+    hyps = {"real": [refs, half], "regurg": [half, first], "m": [first, refs]}
+    a = paired_bootstrap("chrf", hyps, refs, n=100, seed=3)
+    b = paired_bootstrap("chrf", dict(reversed(list(hyps.items()))), refs, n=100, seed=3)
+    for cond in hyps:
+        np.testing.assert_array_equal(a.replicates[cond], b.replicates[cond])
+
+
+def test_for_seed_is_that_seed_alone_on_the_same_sentence_draws(texts):
+    refs, half, first = texts
+    bs = paired_bootstrap("bleu", {"real": [refs, half], "regurg": [half, first]}, refs, n=50, seed=1)
+    one = bs.for_seed(1)
+    alone = paired_bootstrap("bleu", {"real": half, "regurg": first}, refs, n=50, seed=1)
+    assert one.point == alone.point
+    for cond in ("real", "regurg"):
+        np.testing.assert_allclose(one.replicates[cond], alone.replicates[cond])
+    assert bs.n_seeds == 2 and one.n_seeds == 1
+
+
+def test_bootstrap_p_and_holm_known_values():
+    from regurg_bench.scoring.effects import Effect, bootstrap_p, holm
+
+    assert bootstrap_p(np.ones(99)) == pytest.approx(2 / 100)  # every replicate above 0
+    assert bootstrap_p(np.r_[-np.ones(50), np.ones(49)]) == 1.0
+    assert bootstrap_p(np.array([np.nan])) is None
+    mk = lambda p: Effect("recovery", "chrf", 0.5, 0.1, 0.9, OK, "", 0.95, p)  # noqa: E731
+    # Holm over m = 3: sorted p 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04 (monotone)
+    out = holm([mk(0.04), mk(0.01), mk(0.02)])
+    assert [e.p_adjusted for e in out] == [pytest.approx(0.04), pytest.approx(0.03), pytest.approx(0.04)]
+    assert all(e.status == OK for e in out)
+    out = holm([mk(0.03), mk(0.02)])  # 0.04, 0.04 -> both still below 0.05
+    assert all(e.status == OK for e in out)
+    out = holm([mk(0.03), mk(0.02), mk(0.001)])  # 0.003, then 2 * 0.02 = 0.04, then max(0.04, 0.03)
+    assert [e.status for e in out] == [OK, OK, OK]
+    out = holm([mk(0.03), mk(0.026), mk(0.001)])  # 2 * 0.026 = 0.052 >= 0.05: both fail
+    assert [e.status for e in out] == [NOT_SIGNIFICANT, NOT_SIGNIFICANT, OK]
+    assert "Holm" in out[0].note
+    # effects without a p-value (undefined, no gap) take no part and are untouched
+    nogap = Effect("recovery", "chrf", None, None, None, NO_GAP)
+    assert holm([nogap, mk(0.04)]) == [nogap, dataclasses_replace(mk(0.04), p_adjusted=0.04)]
+
+
+def dataclasses_replace(e, **kw):
+    import dataclasses
+
+    return dataclasses.replace(e, **kw)
+
+
+def test_matrix_effects_applies_holm_per_family(texts):
+    from regurg_bench.scoring.matrix import matrix_effects
+
+    refs, half, first = texts
+    hyps = {"real": refs, "regurg_a": half, "regurg_b": first, "m1_order_a": refs, "m2_multigen": half}
+    conds = {"real": {"kind": "real"}, "regurg_a": {"kind": "regurg", "generator": "a"},
+             "regurg_b": {"kind": "regurg", "generator": "b"},
+             "m1_order_a": {"kind": "m1_order", "generator": "a"}, "m2_multigen": {"kind": "m2_multigen"}}
+    bs = paired_bootstrap("chrf", hyps, refs, n=200, seed=0)
+    fx = matrix_effects(bs, conds, ["a", "b"])
+    assert set(fx.degradation) == {"regurg_a", "regurg_b"}
+    assert set(fx.recovery) == {"m1_order_a", "m2_multigen"}
+    assert set(fx.recovery["m1_order_a"]) == {"regurg_a"} and set(fx.recovery["m2_multigen"]) == {"regurg_a", "regurg_b"}
+    family = [fx.recovery["m1_order_a"]["regurg_a"], *fx.recovery["m2_multigen"].values()]
+    assert all(e.p_adjusted is not None and e.p_adjusted >= e.p_value for e in family)
+    assert all(e.status == OK and e.estimate > 0 for e in fx.degradation.values())

@@ -99,6 +99,8 @@ class Effect(_Strict):
     status: Status
     note: str = ""
     level: float = Field(gt=0.0, lt=1.0)
+    p_value: float | None = Field(None, ge=0.0, le=1.0)
+    p_adjusted: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class Condition(_Strict):
@@ -195,6 +197,7 @@ class RunScoring(_Lenient):
 class RunCondition(_Lenient):
     kind: Name
     generator: Name | None = None
+    size: int | None = None  # size-ladder rungs
     seeds: list[int] = Field(min_length=1)
 
 

@@ -200,8 +200,9 @@ def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
                    refs: list[str]) -> None:
     """Per-seed scores, means, intervals, D and R: recomputed with the protocol's own functions."""
-    from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+    from regurg_bench.scoring import paired_bootstrap
     from regurg_bench.scoring.bootstrap import percentile_interval
+    from regurg_bench.scoring.matrix import matrix_effects
 
     sc, claimed = res.scoring, res.scores[task]
     # The paired bootstrap draws each multi-seed condition's seeds in the order the conditions come, so
@@ -230,19 +231,21 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
             for key, a, b in (("ci_low", row.ci_low, lo), ("ci_high", row.ci_high, hi)):
                 if not _close(a, b):
                     raise _mismatch(f"{base}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
+        gens = [c.removeprefix("regurg_") for c, info in res.conditions.items() if info.kind == "regurg"]
+        fx = matrix_effects(bs, res.conditions, gens, sc.level)
         for reg, per in res.degradation.get(task, {}).items():
             if reg not in hyps:
                 raise SubmissionError(f"results.json: field 'degradation.{task}.{reg}': no such condition")
             if metric in per:
                 _compare_effect(f"degradation.{task}.{reg}.{metric}", per[metric].model_dump(),
-                                degradation(bs, "real", reg, sc.level).to_dict(), hint)
+                                fx.degradation[reg].to_dict(), hint)
         for cond, bases in res.recovery.get(task, {}).items():
             for reg, per in bases.items():
-                if cond not in hyps or reg not in hyps:
+                if cond not in hyps or reg not in hyps or reg not in fx.recovery.get(cond, {}):
                     raise SubmissionError(f"results.json: field 'recovery.{task}.{cond}.{reg}': no such condition")
                 if metric in per:
                     _compare_effect(f"recovery.{task}.{cond}.{reg}.{metric}", per[metric].model_dump(),
-                                    recovery(bs, "real", reg, cond, sc.level).to_dict(), hint)
+                                    fx.recovery[cond][reg].to_dict(), hint)
 
 
 #: Condition kinds of the mitigations (M1-M4, and later ones named the same way): each must report its R.

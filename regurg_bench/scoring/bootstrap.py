@@ -7,13 +7,18 @@ recomputed exactly, from sacrebleu's per-sentence sufficient statistics (the met
 ``_compute_score_from_stats`` gives the same number as ``corpus_score`` on the resampled corpus.
 
 Several seeds per condition (``hyps_by_condition[c]`` a list of hypothesis lists) add a second
-level: each replicate also draws that condition's seeds with replacement and averages their scores,
-so the interval covers seed variance as well as test-sentence variance. With one seed this is the
-plain paired bootstrap.
+level (the "Multi-Bootstrap" of Sellam et al., 2022): each replicate also draws that condition's seeds
+with replacement and averages their scores, so the interval covers seed variance as well as
+test-sentence variance. With one seed this is the plain paired bootstrap.
+
+Every random draw is independent of the order the conditions come in: the sentence draws come from
+``seed`` alone, and each condition's seed draws from ``(seed, sha256(condition name))``. A resumed run
+whose conditions come back in another order therefore gets the same intervals, number for number.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +42,31 @@ class BootstrapScores:
     n_sentences: int
     n_resamples: int
     seed: int
+    #: condition -> (seeds, n) replicate scores of each seed alone on the shared sentence draws
+    seed_replicates: dict[str, np.ndarray] | None = None
+
+    @property
+    def n_seeds(self) -> int:
+        """The most seeds any condition has."""
+        return max((len(v) for v in self.per_seed.values()), default=0)
+
+    def for_seed(self, index: int) -> BootstrapScores:
+        """The scores of the ``index``-th seed of every condition that has it, as a one-seed bootstrap on
+        the same sentence draws (intervals then cover test sentences only): per-seed verdicts."""
+        if self.seed_replicates is None:
+            raise ValueError("these scores keep no per-seed replicates")
+        conds = [c for c, v in self.per_seed.items() if index < len(v)]
+        return BootstrapScores(self.metric, self.higher_is_better,
+                               {c: self.per_seed[c][index] for c in conds},
+                               {c: self.seed_replicates[c][index] for c in conds},
+                               {c: [self.per_seed[c][index]] for c in conds},
+                               self.n_sentences, self.n_resamples, self.seed,
+                               {c: self.seed_replicates[c][index:index + 1] for c in conds})
+
+
+def condition_rng(seed: int, condition: str) -> np.random.Generator:
+    """The random stream of one condition's seed draws: a function of (seed, name), never of order."""
+    return np.random.default_rng([seed, int(hashlib.sha256(condition.encode("utf-8")).hexdigest()[:15], 16)])
 
 
 def _as_seed_lists(hyps: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
@@ -71,7 +101,7 @@ def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[
     counts = np.zeros((n, m), dtype=np.float64)
     np.add.at(counts, (np.repeat(np.arange(n), m), idx.ravel()), 1.0)
     metric = corpus_metric(metric_name)
-    point, reps, per_seed = {}, {}, {}
+    point, reps, per_seed, seed_reps_by_cond = {}, {}, {}, {}
     for cond, hyps in hyps_by_condition.items():
         seeds = _as_seed_lists(hyps)
         seed_point, seed_reps = [], []
@@ -85,13 +115,15 @@ def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[
         seed_reps_arr = np.stack(seed_reps)  # (k, n)
         k = len(seeds)
         if k > 1:  # second level: resample seeds too
-            pick = rng.integers(0, k, size=(n, k))
+            pick = condition_rng(seed, cond).integers(0, k, size=(n, k))
             reps[cond] = seed_reps_arr[pick, np.arange(n)[:, None]].mean(axis=1)
         else:
             reps[cond] = seed_reps_arr[0]
         point[cond] = float(np.mean(seed_point))
         per_seed[cond] = seed_point
-    return BootstrapScores(metric_name, higher_is_better(metric_name), point, reps, per_seed, m, n, seed)
+        seed_reps_by_cond[cond] = seed_reps_arr
+    return BootstrapScores(metric_name, higher_is_better(metric_name), point, reps, per_seed, m, n, seed,
+                           seed_reps_by_cond)
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -17,6 +17,14 @@ Statuses:
   differ significantly (G <= 0, or G's interval contains 0), so recovery has no denominator; no
   number is reported;
 - ``undefined``: D with S_real == 0.
+
+Each defined effect also carries a two-sided bootstrap p-value (the share of replicates on the far
+side of 0, doubled, with the +1 correction of Davison & Hinkley) and, once :func:`holm` has run over
+its family of comparisons, the Holm-adjusted p-value: an ``ok`` effect whose adjusted p-value is not
+below ``1 - level`` becomes ``not_significant``. The protocol's families: per task and metric, (a) the
+degradation of every generator, (b) every mitigation's recovery against every baseline, (c) the paired
+differences (fraction of real, size-ladder rungs). Holm's step-down keeps the family-wise error rate
+at ``1 - level`` and is never weaker than Bonferroni.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ class Effect:
     status: str
     note: str = ""
     level: float = 0.95
+    p_value: float | None = None  # two-sided bootstrap p-value of "effect != 0"
+    p_adjusted: float | None = None  # Holm-adjusted over the effect's family (None: not adjusted)
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -65,6 +75,46 @@ def _significance(lo: float, hi: float) -> str:
     return NOT_SIGNIFICANT if lo <= 0.0 <= hi else OK
 
 
+def bootstrap_p(values: np.ndarray) -> float | None:
+    """Two-sided p-value of "the effect is not 0" from its bootstrap replicates: twice the smaller share
+    of replicates at or beyond 0 on either side, (count + 1) / (n + 1) (never exactly 0)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return None
+    n = len(v)
+    low, high = (int((v <= 0.0).sum()) + 1) / (n + 1), (int((v >= 0.0).sum()) + 1) / (n + 1)
+    return min(1.0, 2.0 * min(low, high))
+
+
+def holm(effects: list[Effect]) -> list[Effect]:
+    """Holm's step-down adjustment over one family of effects (those with a p-value take part).
+
+    Returns the effects in the same order with ``p_adjusted`` set; an ``ok`` effect whose adjusted
+    p-value is not below ``1 - level`` becomes ``not_significant`` (its note says so)."""
+    import dataclasses
+
+    tested = sorted((e.p_value, i) for i, e in enumerate(effects) if e.p_value is not None)
+    m = len(tested)
+    adjusted: dict[int, float] = {}
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))  # monotone step-down
+        adjusted[i] = running
+    out = []
+    for i, e in enumerate(effects):
+        if i not in adjusted:
+            out.append(e)
+            continue
+        status, note = e.status, e.note
+        if status == OK and adjusted[i] >= 1.0 - e.level:
+            status = NOT_SIGNIFICANT
+            note = "; ".join(x for x in (note, f"not significant after Holm's correction over {m} comparisons "
+                                                f"(adjusted p = {adjusted[i]:.3g})") if x)
+        out.append(dataclasses.replace(e, status=status, note=note, p_adjusted=adjusted[i]))
+    return out
+
+
 def gap(bs: BootstrapScores, real: str, regurg: str, level: float = 0.95) -> tuple[float, float, float]:
     """G = sign * (S_real - S_regurg), with its interval."""
     sign = 1.0 if bs.higher_is_better else -1.0
@@ -86,7 +136,8 @@ def degradation(bs: BootstrapScores, real: str = "real", regurg: str = "regurg",
     if s_real == s_reg:
         return Effect("degradation", bs.metric, 0.0, lo, hi, NO_GAP,
                       "S_real == S_regurg: no degradation" + (f"; {note}" if note else ""), level)
-    return Effect("degradation", bs.metric, estimate, lo, hi, _significance(lo, hi), note, level)
+    return Effect("degradation", bs.metric, estimate, lo, hi, _significance(lo, hi), note, level,
+                  bootstrap_p(reps))
 
 
 def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level: float = 0.95) -> Effect:
@@ -107,7 +158,8 @@ def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level:
         notes.append(f"{dropped} replicates with a zero gap and zero numerator dropped")
     if not (math.isfinite(lo) and math.isfinite(hi)):
         notes.append("interval unbounded (some replicates had a zero gap)")
-    return Effect("recovery", bs.metric, estimate, lo, hi, _significance(lo, hi), "; ".join(notes), level)
+    return Effect("recovery", bs.metric, estimate, lo, hi, _significance(lo, hi), "; ".join(notes), level,
+                  bootstrap_p(reps))
 
 
 def difference(bs: BootstrapScores, better: str, worse: str, level: float = 0.95) -> Effect:
@@ -115,5 +167,6 @@ def difference(bs: BootstrapScores, better: str, worse: str, level: float = 0.95
     direction handled). ``ok`` when the interval excludes 0 (either side), else ``not_significant``."""
     sign = 1.0 if bs.higher_is_better else -1.0
     estimate = sign * (bs.point[better] - bs.point[worse])
-    lo, hi = percentile_interval(sign * (bs.replicates[better] - bs.replicates[worse]), level)
-    return Effect("difference", bs.metric, estimate, lo, hi, _significance(lo, hi), "", level)
+    reps = sign * (bs.replicates[better] - bs.replicates[worse])
+    lo, hi = percentile_interval(reps, level)
+    return Effect("difference", bs.metric, estimate, lo, hi, _significance(lo, hi), "", level, bootstrap_p(reps))
