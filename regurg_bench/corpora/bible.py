@@ -514,10 +514,24 @@ def parse_direction(direction: str) -> tuple[str, str]:
     return src, tgt
 
 
+#: Parts of the train split by testament, for a pretrain/fine-tune design with disjoint sources: the
+#: embedded base model pretrains on ``train-ot`` (Old Testament books), the protocol's students
+#: fine-tune on sources from ``train-nt`` (the New Testament books other than Acts and James).
+BIBLE_SUBSETS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "train-ot": ("train", tuple(b for b in TRAIN_BOOKS if b <= 39)),
+    "train-nt": ("train", tuple(b for b in TRAIN_BOOKS if b >= 40)),
+}
+
+
 def _check_split(split: str) -> str:
-    if split not in BIBLE_SPLITS:
-        raise ValueError(f"unknown Bible split {split!r}; valid: {', '.join(BIBLE_SPLITS)}")
+    if split not in BIBLE_SPLITS and split not in BIBLE_SUBSETS:
+        raise ValueError(f"unknown Bible split {split!r}; valid: {', '.join((*BIBLE_SPLITS, *BIBLE_SUBSETS))}")
     return split
+
+
+def _file_split(split: str) -> str:
+    """The processed-cache file a split (or a subset of one) is read from."""
+    return BIBLE_SUBSETS[split][0] if split in BIBLE_SUBSETS else split
 
 
 def _pair_from_row(row: Mapping[str, Any], src: str, tgt: str) -> Pair:
@@ -532,7 +546,9 @@ def _pair_from_row(row: Mapping[str, Any], src: str, tgt: str) -> Pair:
 def _cached_pairs(root: str, direction: str, split: str) -> tuple[Pair, ...]:
     # ``root`` is part of the key so that switching $REGURG_BENCH_CACHE in-process is honoured.
     src, tgt = parse_direction(direction)
-    return tuple(_pair_from_row(r, src, tgt) for r in _read_split(split) if r[src] and r[tgt])
+    books = set(BIBLE_SUBSETS[split][1]) if split in BIBLE_SUBSETS else None
+    return tuple(_pair_from_row(r, src, tgt) for r in _read_split(_file_split(split))
+                 if r[src] and r[tgt] and (books is None or r["book"] in books))
 
 
 def load_bible_pairs(direction: str, split: str) -> list[Pair]:
@@ -576,7 +592,9 @@ class BibleCorpus(CorpusSource):
             "split_books": manifest["split_books"],
             "schema_version": manifest["schema_version"],
             "cleaning_version": manifest["cleaning_version"],
-            "split_file_sha256": manifest["files"][self.split]["sha256"],
-            "n_pairs": manifest["counts"]["pairs"][self.split][self.direction],
+            "split_file_sha256": manifest["files"][_file_split(self.split)]["sha256"],
+            **({"subset_books": list(BIBLE_SUBSETS[self.split][1])} if self.split in BIBLE_SUBSETS else {}),
+            "n_pairs": (manifest["counts"]["pairs"][self.split][self.direction] if self.split in BIBLE_SPLITS
+                        else len(load_bible_pairs(self.direction, self.split))),
             "fingerprint": fingerprint_pairs(self.iter_pairs()),
         }

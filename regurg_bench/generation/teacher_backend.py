@@ -35,13 +35,17 @@ _CARD_KEYS = ("card_version", "data", "train_data", "data_fingerprint", "dataset
 
 @register_generator("teacher")
 class TeacherGenerator(Generator):
-    """A local checkpoint as the generator. ``checkpoint``: the folder (``config.json`` + weights).
+    """A local checkpoint as the generator. ``checkpoint``: the folder (``config.json`` + weights), or the
+    name of an embedded model (``bible-base-en-es``: self-regurgitation when the students fine-tune it).
     ``backend``: ``transformers`` (default) or ``vllm``. ``options``: that backend's options
     (``batch_size``, ``max_new_tokens``, ``dtype``, ``device``; for vLLM ``tensor_parallel_size``...)."""
 
     def __init__(self, checkpoint: str | os.PathLike, *, backend: Literal["transformers", "vllm"] = "transformers",
                  **options: Any) -> None:
-        path = Path(checkpoint)
+        from regurg_bench.models.base_models import resolve_model_spec
+
+        # an embedded (base) model name resolves to its cached folder, built at first use
+        path = Path(checkpoint) if Path(checkpoint).exists() else (resolve_model_spec(str(checkpoint)) or Path(checkpoint))
         if not (path / "config.json").is_file():
             raise ValueError(f"teacher checkpoint {path} is not a local Hugging Face checkpoint folder "
                              f"(no config.json); train one with regurg-bench or pass any local causal LM")

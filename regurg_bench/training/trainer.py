@@ -140,8 +140,11 @@ def resolve_base_model(spec: str) -> BaseModel:
         return BaseModel("hf", spec, path=Path(spec).resolve())
     if spec in PRESETS:
         return BaseModel("scratch", spec, preset=spec)
+    from regurg_bench.models.base_models import BASE_MODELS, base_model_path
     from regurg_bench.models.registry_models import embedded_model_names, embedded_model_path
 
+    if spec in BASE_MODELS:  # built once from its recipe, at first use
+        return BaseModel("hf", spec, path=base_model_path(spec))
     if spec in embedded_model_names():
         return BaseModel("hf", spec, path=embedded_model_path(spec))
     return BaseModel("hf", spec, path=Path(spec))  # a hub id: from_pretrained fetches it (if online)
@@ -208,6 +211,12 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolved_precision(precision: str) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` means on this machine (its first GPU, else its CPU)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return "bf16" if use_bf16(precision, device) else "fp32"
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
