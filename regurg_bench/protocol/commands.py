@@ -23,7 +23,11 @@ def register(app: typer.Typer) -> None:
             "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'm2-offline' "
                              "(M2 with two Apertium generators, offline CPU) or 'paper' (Europarl de-en, "
                              "LLM generators, LoRA, vLLM; GPU + internet).")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and an estimate of its compute "
+                                                            "(TFLOP) and duration on this machine (a ~10 s "
+                                                            "calibration, cached); run nothing.")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                               help="One progress bar with an ETA across all stages.")] = True,
     ) -> None:
         """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
         evaluate every student with the regurg_mt lm-eval tasks, and score degradation D and recovery R with
@@ -55,7 +59,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
         folder = out or Path("runs") / "protocol" / cfg.name
-        results = run_protocol(cfg, folder, dry_run=dry_run)
+        results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress)
         if dry_run or results.get("up_to_date"):
             return
         print(json.dumps({c["condition"] or c["claim"]: {m: v["verdict"] for m, v in c["per_metric"].items()}

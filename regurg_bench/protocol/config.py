@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
 
@@ -32,7 +32,8 @@ class EvalConfig(_Strict):
     #: lm-eval tasks; default: ``regurg_mt_<src>-<tgt>`` of the built split's direction.
     tasks: list[str] | None = None
     limit: int | None = Field(200, gt=0)  # test sentences per task; None = all
-    max_gen_toks: int = Field(64, gt=0)
+    #: the task's own setting (256): a lower cap truncates long outputs and moves TER
+    max_gen_toks: int = Field(256, gt=0)
     batch_size: int = Field(32, gt=0)
     dtype: str = "float32"
     num_fewshot: int | None = Field(None, ge=0)
@@ -71,6 +72,8 @@ class UnlearningMitigation(_Strict):
 
 
 class Mitigations(_Strict):
+    #: generators whose REGURG split M1, M3 and M4 mitigate (None: every generator)
+    generators: list[str] | None = None
     quality: QualityMitigation = QualityMitigation()
     multi_generator: bool = True  # M2: needs >= 2 generators; skipped with a note otherwise
     detector: DetectorMitigation = DetectorMitigation()
@@ -115,8 +118,35 @@ class ProtocolConfig(_Strict):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
 
+    @model_validator(mode="after")
+    def _mitigated_generators_exist(self) -> ProtocolConfig:
+        unknown = sorted(set(self.mitigations.generators or []) - set(self.build.generators))
+        if unknown:
+            raise ValueError(f"mitigations.generators names {unknown}, which build.generators does not define "
+                             f"(defined: {sorted(self.build.generators)})")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """Settings that the config leaves to the machine, as this machine resolves them. They change
+        numbers (bf16 autocast and fp32 train different students), so they enter the config hash and
+        every student's key: one hash never stands for two sets of numbers."""
+        from regurg_bench.training.trainer import resolved_precision
+
+        from regurg_bench.models.base_models import BASE_MODELS
+
+        # base models built from a recipe: a changed recipe is another model, so another run
+        named = {str(self.train.get("base_model", ""))} | {str(g.options.get("checkpoint", ""))
+                                                          for g in self.build.generators.values()}
+        recipes = {n: BASE_MODELS[n].digest() for n in sorted(named & set(BASE_MODELS))}
+        return {"train_precision": resolved_precision(self.train.get("precision", "auto")),
+                **({"base_model_recipes": recipes} if recipes else {})}
+
+    def mitigated_generators(self) -> list[str]:
+        return list(self.mitigations.generators or self.build.generators)
+
     def config_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        body = {"config": self.model_dump(mode="json"), "resolved": self.resolved()}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def with_overrides(self, **changes: Any) -> ProtocolConfig:

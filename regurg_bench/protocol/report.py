@@ -17,7 +17,8 @@ from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.corpora.lines import read_json_objects
-from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
+from regurg_bench.scoring import paired_bootstrap
+from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, matrix_effects
 from regurg_bench.scoring.bootstrap import percentile_interval
 from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
 
@@ -86,9 +87,10 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
     recov: dict[str, Any] = {}
     diffs: dict[str, Any] = {}
     checks: dict[str, Any] = {}
+    per_seed_effects: dict[str, Any] = {}
     for task in tasks:
         hyps_by_cond, refs, _ = hyps_from_evals(students, evals, task)
-        scores[task], degr[task], recov[task], diffs[task] = {}, {}, {}, {}
+        scores[task], degr[task], recov[task], diffs[task], per_seed_effects[task] = {}, {}, {}, {}, {}
         max_diff = 0.0
         for metric in sc.metrics:
             bs = paired_bootstrap(metric, hyps_by_cond, refs, n=sc.resamples, seed=sc.seed)
@@ -101,24 +103,13 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
                 scores[task].setdefault(cond, {})[metric] = {
                     "score": bs.point[cond], "ci_low": lo, "ci_high": hi, "per_seed": bs.per_seed[cond],
                     "lm_eval_reported": reported}
-            for g in gens:
-                degr[task].setdefault(f"regurg_{g}", {})[metric] = degradation(
-                    bs, "real", f"regurg_{g}", sc.level).to_dict()
-            for cond, info in conditions.items():
-                if info["kind"] == "fraction":  # a fraction of the real pairs vs all-generated at full size
-                    for g in gens:
-                        diffs[task].setdefault(cond, {}).setdefault(f"regurg_{g}", {})[metric] = difference(
-                            bs, cond, f"regurg_{g}", sc.level).to_dict()
-                if info["kind"] == "ladder" and info["generator"]:  # real vs generated at the same size
-                    real_rung = f"ladder_real_{info['size']}"
-                    if real_rung in hyps_by_cond:
-                        diffs[task].setdefault(real_rung, {}).setdefault(cond, {})[metric] = difference(
-                            bs, real_rung, cond, sc.level).to_dict()
-                if cond == "real" or info["kind"] in ("regurg", "ladder"):
-                    continue
-                for g in _baselines(info["kind"], info["generator"], gens):
-                    recov[task].setdefault(cond, {}).setdefault(f"regurg_{g}", {})[metric] = recovery(
-                        bs, "real", f"regurg_{g}", cond, sc.level).to_dict()
+            _store_effects(matrix_effects(bs, conditions, gens, sc.level), metric, degr[task], recov[task],
+                           diffs[task])
+            # the same claims on each seed alone (intervals over test sentences only)
+            for i in range(bs.n_seeds):
+                one = matrix_effects(bs.for_seed(i), conditions, gens, sc.level)
+                seed_d, seed_r, seed_x = per_seed_effects[task].setdefault(i, ({}, {}, {}))
+                _store_effects(one, metric, seed_d, seed_r, seed_x)
         checks[task] = {"n_test_sentences": len(refs), "max_abs_diff_vs_lm_eval": max_diff,
                         "equal_to_lm_eval": max_diff <= 1e-9}
     first_eval = next(iter(evals.values()))
@@ -134,7 +125,9 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "test_set_fingerprints": first_eval["test_set_fingerprints"],
         "eval_settings": first_eval["settings"],
         "scoring": {"method": "paired bootstrap over test sentences (and over seeds when several), "
-                              "percentile intervals", "resamples": sc.resamples, "level": sc.level, "seed": sc.seed},
+                              "percentile intervals", "resamples": sc.resamples, "level": sc.level, "seed": sc.seed,
+                    "correction": CORRECTION},
+        "resolved": cfg.resolved(),
         "data": {"build_config_hash": manifest["config_hash"], "corpus": manifest["corpus"],
                  "matched_pairs": manifest["matched"],
                  "generators": manifest["generators"],
@@ -158,10 +151,22 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "recovery": recov,
         "differences": diffs,
         "diagnostics": diagnostics,
-        "claims": claims(scores, degr, recov, conditions, gens, sc.metrics, notes, diffs, diagnostics),
+        "claims": claims(scores, degr, recov, conditions, gens, sc.metrics, notes, diffs, diagnostics,
+                         per_seed_effects),
         "checks": checks,
         "notes": notes,
     }
+
+
+def _store_effects(fx: MatrixEffects, metric: str, degr: dict, recov: dict, diffs: dict) -> None:
+    for cond, e in fx.degradation.items():
+        degr.setdefault(cond, {})[metric] = e.to_dict()
+    for cond, bases in fx.recovery.items():
+        for base, e in bases.items():
+            recov.setdefault(cond, {}).setdefault(base, {})[metric] = e.to_dict()
+    for better, against in fx.differences.items():
+        for worse, e in against.items():
+            diffs.setdefault(better, {}).setdefault(worse, {})[metric] = e.to_dict()
 
 
 def _verdict(effect: dict[str, Any]) -> str:
@@ -169,6 +174,9 @@ def _verdict(effect: dict[str, Any]) -> str:
     if st == OK:
         return "holds" if effect["estimate"] > 0 else "contradicted"
     if st == NOT_SIGNIFICANT:
+        lo, hi = effect.get("ci_low"), effect.get("ci_high")
+        if lo is not None and hi is not None and not lo <= 0.0 <= hi:
+            return "inconclusive (not significant after Holm's correction)"
         return "inconclusive (interval contains 0)"
     if st == NO_GAP:
         return "undetermined (no significant real-vs-regurg gap)"
@@ -229,20 +237,46 @@ def _diagnostic_claims(diagnostics: dict[str, Any], gens: list[str]) -> list[dic
     return out
 
 
-def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, diagnostics=None) -> list[dict[str, Any]]:
+def _seed_verdicts(per_metric: dict[str, Any], seed_effects: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Add each seed's own verdict (and how many seeds hold the claim alone) to a claim's per-metric effects."""
+    for m, entry in per_metric.items():
+        words = [SHORT_VERDICT.get(_verdict(e[m]), _verdict(e[m])) if e and m in e else "missing" for e in seed_effects]
+        entry["per_seed_verdicts"] = words
+        entry["seeds_holding"] = sum(w == "holds" for w in words)
+        entry["n_seeds"] = len(words)
+    return per_metric
+
+
+def _dig(tree: dict[str, Any] | None, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(tree, dict) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree
+
+
+def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, diagnostics=None,
+           per_seed=None) -> list[dict[str, Any]]:
+    """One row per claim, with the pooled verdict per metric and the verdict of every seed alone.
+
+    ``per_seed``: task -> seed index -> (degradation, recovery, differences) trees as for one seed."""
     out = []
     diffs = diffs or {}
+    per_seed = per_seed or {}
     for task in degr:
+        seeds = [per_seed.get(task, {})[i] for i in sorted(per_seed.get(task, {}))]
         for g in gens:
             out.append({"claim": "degradation", "text": CLAIM_TEXT["degradation"], "task": task,
                         "condition": f"regurg_{g}", "generator": g,
-                        "per_metric": _per_metric(degr[task][f"regurg_{g}"])})
+                        "per_metric": _seed_verdicts(_per_metric(degr[task][f"regurg_{g}"]),
+                                                     [_dig(sd[0], f"regurg_{g}") for sd in seeds])})
         for better, against in diffs.get(task, {}).items():
             kind = "fraction" if conditions[better]["kind"] == "fraction" else "ladder"
             for worse, effects in against.items():
                 out.append({"claim": kind, "text": CLAIM_TEXT[kind], "task": task,
                             "condition": f"{better} vs {worse}", "generator": worse.removeprefix("regurg_"),
-                            "per_metric": _per_metric(effects)})
+                            "per_metric": _seed_verdicts(_per_metric(effects),
+                                                         [_dig(sd[2], better, worse) for sd in seeds])})
         for cond, info in conditions.items():
             if info["kind"] not in CLAIM_TEXT or info["kind"] in ("fraction", "ladder"):
                 continue
@@ -251,7 +285,8 @@ def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, di
                 out.append({"claim": info["kind"], "text": CLAIM_TEXT[info["kind"]], "task": task,
                             "condition": f"{cond} vs {base}" if len(bases) > 1 else cond,
                             "generator": base.removeprefix("regurg_"),
-                            "per_metric": _per_metric(per_metric)})
+                            "per_metric": _seed_verdicts(_per_metric(per_metric),
+                                                         [_dig(sd[1], cond, base) for sd in seeds])})
     if diagnostics:
         out += _diagnostic_claims(diagnostics, gens)
     if not any(c["claim"] == "m2_multigen" for c in out):
@@ -306,11 +341,16 @@ def blocks(results: dict[str, Any]) -> list[tuple]:
             rows.append([c["text"], "-", c.get("verdict", "")])
         else:
             verdicts = "; ".join(f"{METRIC_LABEL[m]}: {v['verdict']}, {_fmt_effect(v)}"
+                                 + (f", holds alone in {v['seeds_holding']}/{v['n_seeds']} seeds "
+                                    f"({', '.join(v['per_seed_verdicts'])})" if v.get("n_seeds", 0) > 1 else "")
                                  for m, v in c["per_metric"].items())
             rows.append([c["text"], f"{c['condition']} ({c['task']})", verdicts])
     b.append(("table", ["claim", "condition", f"verdict per metric (estimate [{level}% CI])"], rows))
     b.append(("p", "A claim *holds* when the interval lies above 0, is *contradicted* when it lies below 0, and "
-                   "is *inconclusive* when it contains 0. Recovery is undefined (no number) when the real-vs-regurg "
+                   "is *inconclusive* when it contains 0 or when the comparison is not significant after "
+                   "Holm's step-down correction over its family (" + results["scoring"].get("correction", "none")
+                   + "). With several seeds the intervals resample seeds and test sentences; each claim also "
+                   "gives its verdict on every seed alone (intervals over test sentences only). Recovery is undefined (no number) when the real-vs-regurg "
                    "gap itself is not significant. Δ is a paired score difference in metric points (TER: "
                    "sign flipped). The mechanism rows compare the training splits themselves (point values of "
                    "the diagnostics, no interval)."))
@@ -342,6 +382,7 @@ def blocks(results: dict[str, Any]) -> list[tuple]:
 
 
 SHORT_VERDICT = {"holds": "holds", "contradicted": "contradicted", "inconclusive (interval contains 0)": "inconclusive",
+                 "inconclusive (not significant after Holm's correction)": "inconclusive (Holm)",
                  "undetermined (no significant real-vs-regurg gap)": "no gap", "undefined": "undefined"}
 
 
@@ -370,7 +411,8 @@ def headline(results: dict[str, Any], image_dir: str = "") -> str:
         for m in metrics:
             e = c["per_metric"][m]
             short = SHORT_VERDICT.get(e["verdict"], e["verdict"])
-            cells.append(short if e["estimate"] is None else f"{short}: {_fmt_effect(e).split(' (')[0]}")
+            agree = f" ({e['seeds_holding']}/{e['n_seeds']} seeds)" if e.get("n_seeds", 0) > 1 else ""
+            cells.append((short if e["estimate"] is None else f"{short}: {_fmt_effect(e).split(' (')[0]}") + agree)
         name = c["claim"].replace("_", " ")
         lines.append(f"| {name} | {c['condition']} | " + " | ".join(cells) + " |")
     if image_dir is not None:

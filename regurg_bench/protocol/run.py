@@ -114,7 +114,7 @@ class Student:
 
 
 def student_key(cfg: ProtocolConfig, s: Student, base_key: str | None) -> str:
-    return _sha("student", SCHEMA_VERSION, {**cfg.train, **s.train_overrides}, s.seed, file_sha(s.split),
+    return _sha("student", SCHEMA_VERSION, {**cfg.train, **s.train_overrides}, cfg.resolved(), s.seed, file_sha(s.split),
                 file_sha(s.curriculum) if s.curriculum else None, file_sha(s.forget) if s.forget else None,
                 base_key)[:16]
 
@@ -150,6 +150,8 @@ def heldout_stage(cfg: ProtocolConfig, out: Path, main_ids: set[str]) -> dict[st
     hcfg = cfg.build.model_copy(update={
         "name": f"{cfg.build.name}-heldout", "seed": cfg.build.seed + 7919,
         "size": n + len(main_ids) // 5 + 50, "mixes": None, "ladder": None, "fractions_of_real": [],
+        # only the generators M3 mitigates need targets for the held-out sources
+        "generators": {g: cfg.build.generators[g] for g in cfg.mitigated_generators()},
         "recursive": None, "write_hf": False})
     gens = make_target_generators(hcfg)
     try:
@@ -404,7 +406,7 @@ def _direction(splits: Path) -> tuple[str, str]:
 
 
 def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
-                 say: Callable[[str], None] = print) -> dict[str, Any]:
+                 say: Callable[[str], None] = print, show_progress: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole protocol into ``out``; return the results dict (results.json)."""
     out = Path(out)
     started = time.perf_counter()
@@ -419,12 +421,16 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     if dry_run:
         return dry_run_plan(cfg, out, say)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {"config": cfg.model_dump(mode="json"), "config_hash": config_hash})
+    _write_json(out / "config.json", {"config": cfg.model_dump(mode="json"), "config_hash": config_hash,
+                                      "resolved": cfg.resolved()})
     timer = Timer(say)
+    progress = RunProgress(cfg, enabled=show_progress)
+    say = progress.wrap(say)
 
     t = time.perf_counter()
     manifest = build_stage(cfg, out)
     timer.add("build", time.perf_counter() - t)
+    progress.done("base model", "build")
     say(f"[build] {manifest['matched']} matched pairs, {len(manifest['conditions'])} conditions "
         f"({'cached' if manifest.get('up_to_date') else 'built'}, {time.perf_counter() - t:.1f} s)")
     splits = out / "splits"
@@ -437,8 +443,9 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     notes: list[str] = []
 
     t = time.perf_counter()
+    mitigated = cfg.mitigated_generators()
     if m.quality.enabled:
-        for g in gens:
+        for g in mitigated:
             derived[f"m1_{g}"] = quality_stage(cfg, out, splits, g)
     timer.add("m1_quality", time.perf_counter() - t)
     t = time.perf_counter()
@@ -449,14 +456,14 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
             notes.append(f"M2 (multi-generator mix) skipped: it needs >= 2 generators, the config has {gens}.")
     if m.detector.enabled:
         heldout_stage(cfg, out, main_ids)
-        for g in gens:
+        for g in mitigated:
             derived[f"m3_{g}"] = detector_stage(cfg, out, splits, out / "heldout", main_ids, g)
             say(f"[m3] detector human-vs-{g}: AUROC {derived[f'm3_{g}']['auroc']:.3f} "
                 f"on {derived[f'm3_{g}']['test_texts']} held-out texts")
     timer.add("m2_m3_data", time.perf_counter() - t)
     t = time.perf_counter()
     if m.unlearning.enabled:
-        for g in gens:
+        for g in mitigated:
             if f"m3_{g}" in derived:
                 ranking, by = Path(derived[f"m3_{g}"]["dir"]) / "curriculum.txt", "detector P(human)"
             elif f"m1_{g}" in derived:
@@ -470,6 +477,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     t = time.perf_counter()
     diagnostics = diagnostics_stage(cfg, out, splits)
     timer.add("diagnostics", time.perf_counter() - t)
+    progress.done("data")
 
     students = _assign_keys(cfg, out, plan_students(cfg, out, manifest, derived))
     for i, s in enumerate(students.values(), 1):
@@ -478,6 +486,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         timer.add("train", time.perf_counter() - t)
         say(f"[train {i}/{len(students)}] {s.name}: {'cached' if cached else 'trained'} "
             f"({time.perf_counter() - t:.1f} s) -> {s.dir}")
+        progress.done_item("train", s.name)
     evals: dict[str, Any] = {}
     for i, s in enumerate(students.values(), 1):
         t = time.perf_counter()
@@ -485,6 +494,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         timer.add("eval", time.perf_counter() - t)
         say(f"[eval {i}/{len(students)}] {s.name}: {'cached' if cached else 'evaluated'} "
             f"({time.perf_counter() - t:.1f} s)")
+        progress.done_item("eval", s.name)
 
     t = time.perf_counter()
     from regurg_bench.protocol.report import score_run, write_reports
@@ -498,12 +508,60 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     results["timings_s"]["report"] = round(time.perf_counter() - t, 2)
     _write_json(out / "results.json", results)  # again, with the report's own time
     _write_json(done, {"config_hash": config_hash, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    progress.close()
     say("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items()))
     return results
 
 
-def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Print the steps without running anything (student folders are keyed once their data exist)."""
+class RunProgress:
+    """One progress bar over the whole run, in estimated seconds of work (from this machine's calibration),
+    so its ETA spans every stage: build, data, each student's training and evaluation, scoring."""
+
+    def __init__(self, cfg: ProtocolConfig, enabled: bool) -> None:
+        self.bar = None
+        self.items: dict[tuple[str, str], float] = {}
+        if not enabled:
+            return
+        from tqdm.auto import tqdm
+
+        from regurg_bench.protocol.estimate import plan_work
+
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # one bar for the run, not one per checkpoint load
+        cal = _calibration(cfg)
+        for it in plan_work(cfg, planned_conditions(cfg)):
+            self.items[(it.stage, it.name)] = it.seconds(cal)
+        self.bar = tqdm(total=round(sum(self.items.values())), desc="regurg-bench run", unit="s",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, ETA {remaining} "
+                                   "(est. {total} s of work)", dynamic_ncols=True)
+
+    def wrap(self, say: Callable[[str], None]) -> Callable[[str], None]:
+        if self.bar is None:
+            return say
+        from tqdm.auto import tqdm
+
+        return lambda message: tqdm.write(str(message))
+
+    def _advance(self, seconds: float) -> None:
+        if self.bar is not None and seconds:
+            self.bar.update(min(round(seconds), self.bar.total - self.bar.n))
+
+    def done(self, *stages: str) -> None:
+        for key in [k for k in self.items if k[0] in stages]:
+            self._advance(self.items.pop(key))
+
+    def done_item(self, stage: str, name: str) -> None:
+        self._advance(self.items.pop((stage, name), 0.0))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self._advance(sum(self.items.values()))
+            self.bar.close()
+
+
+def planned_conditions(cfg: ProtocolConfig) -> list[str]:
+    """The conditions the run will train, per seed, in the order it trains them (before any data exist)."""
     gens = list(cfg.build.generators)
     m = cfg.mitigations
     conds = ["real"] + [f"regurg_{g}" for g in gens]
@@ -519,12 +577,21 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> 
         else:
             for size in range(lad.step, top, lad.step):
                 conds += [f"ladder_real_{size}"] + [f"ladder_regurg_{g}_{size}" for g in gens]
-    for g in gens:
+    for g in cfg.mitigated_generators():
         conds += ([f"m1_order_{g}", f"m1_topk_{g}"] if m.quality.enabled else [])
         conds += [f"m3_detector_{g}"] if m.detector.enabled else []
         conds += [f"m4_unlearn_{g}"] if m.unlearning.enabled and (m.detector.enabled or m.quality.enabled) else []
     if m.multi_generator and len(gens) >= 2:
         conds.append("m2_multigen")
+    return conds
+
+
+def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, estimate: bool = True) -> dict[str, Any]:
+    """Print the steps without running anything (student folders are keyed once their data exist), and
+    an estimate of the run's compute and duration on this machine from a short calibration."""
+    gens = list(cfg.build.generators)
+    m = cfg.mitigations
+    conds = planned_conditions(cfg)
     status = "built" if (out / "splits" / "manifest.json").is_file() else "to build"
     say(f"config {cfg.config_hash()[:19]} -> {out}")
     say(f"1. build splits ({cfg.build.corpus}, {cfg.build.size} pairs, generators {gens}): {status}")
@@ -542,7 +609,31 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> 
         f"(limit {cfg.eval.limit}, max_gen_toks {cfg.eval.max_gen_toks})")
     say(f"5. score {cfg.scoring.metrics} ({cfg.scoring.resamples} paired bootstrap resamples) and "
         "write results.json, report.md, report.html and the plots")
-    return {"dry_run": True, "students": students, "config_hash": cfg.config_hash()}
+    plan: dict[str, Any] = {"dry_run": True, "students": students, "config_hash": cfg.config_hash()}
+    if estimate:
+        from regurg_bench.protocol.estimate import plan_work, summarise
+
+        est = summarise(plan_work(cfg, conds), _calibration(cfg))
+        cal = est["calibration"]
+        say("estimate (from an empty run folder; cached steps cost nothing): "
+            + ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in est["stages"].items())
+            + f"; total ~{est['seconds'] / 60:.0f} min, {est['tflop']:.1f} TFLOP of model compute")
+        if cal:
+            say(f"   this machine: {cal['machine']}; matmul fp32 {cal['fp32_gflops']:.0f} GFLOP/s, "
+                f"bf16 {cal['bf16_gflops']:.0f} GFLOP/s (calibrated once, cached)")
+        plan["estimate"] = est
+    return plan
+
+
+def _calibration(cfg: ProtocolConfig):
+    """This machine's calibration for the run's student size (None when the students are not a preset)."""
+    from regurg_bench.models.base_models import BASE_MODELS
+    from regurg_bench.models.scratch import PRESETS
+    from regurg_bench.protocol.estimate import calibrate
+
+    base = str(cfg.train.get("base_model", "scratch:tiny"))
+    preset = BASE_MODELS[base].preset if base in BASE_MODELS else base.removeprefix("scratch:")
+    return calibrate(preset) if preset in PRESETS else None
 
 
 def finite(x: float | None) -> float | None:
