@@ -59,8 +59,7 @@ def print_machine_and_compute(out: Path, env: dict[str, str]) -> None:
     isa = "AMX" if "amx" in flags else ("AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "?"))
     model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")),
                  platform.processor())
-    print(f"
-machine: {model} ({isa}), {os.cpu_count()} cores; matmul fp32 {matmul_gflops('float32'):.0f} GFLOP/s, "
+    print(f"\nmachine: {model} ({isa}), {os.cpu_count()} cores; matmul fp32 {matmul_gflops('float32'):.0f} GFLOP/s, "
           f"bf16 {matmul_gflops('bfloat16', n=512, reps=2):.1f} GFLOP/s (torch, best of several)")
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     train_flops, gen_flops = 0.0, 0.0
