@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         paired-bootstrap 95% intervals. Writes results.json, report.md, report.html and scores.png.
 
         Every step is cached by a fingerprint of its inputs: re-running a finished run does nothing, an
-        interrupted run resumes. With no CONFIG: the embedded default (en->es Bible, human vs Apertium, CPU).
+        interrupted run resumes. With no CONFIG: the embedded default (en->es Bible: a pretrained base fine-tuned on human vs Apertium vs self-generated targets, 3 seeds, CPU).
         """
         import logging
 
