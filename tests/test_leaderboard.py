@@ -82,7 +82,7 @@ def test_submit_build_validate_round_trip(run, tmp_path):
     entry = json.loads(files[0].read_text(encoding="utf-8"))
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     assert entry["schema"] == ENTRY_SCHEMA and entry["config_hash"] == results["config_hash"]
-    assert entry["base_model"] == "scratch:test" and entry["seeds"] == [0] and entry["run_name"] == "tiny"
+    assert entry["base_model"] == "scratch:test" and entry["seeds"] == [0, 1] and entry["run_name"] == "tiny"
     assert entry["test_set_fingerprints"][TASK] == results["test_set_fingerprints"][TASK]
     assert entry["n_test_sentences"] == {TASK: 5} and entry["task_versions"][TASK] == str(results["task_versions"][TASK])
     real = results["scores"][TASK]["real"]["bleu"]

@@ -106,6 +106,7 @@ class Effect(_Strict):
 class Condition(_Strict):
     kind: Name
     generator: Name | None = None
+    size: int | None = Field(default=None, gt=0)  # size-ladder rungs
     seeds: list[int] = Field(min_length=1)
 
 
