@@ -15,7 +15,8 @@ from regurg_bench.evaluation.signatures import corpus_score
 from regurg_bench.protocol.config import default_protocol_config, load_protocol_config
 from regurg_bench.protocol.report import load_samples
 from regurg_bench.protocol.run import run_protocol
-from regurg_bench.scoring import degradation, difference, paired_bootstrap, recovery
+from regurg_bench.scoring import paired_bootstrap
+from regurg_bench.scoring.matrix import matrix_effects
 
 TINY = (Path(__file__).parent / "data" / "tiny_protocol.yaml").read_text(encoding="utf-8")
 
@@ -90,26 +91,36 @@ def test_report_numbers_equal_recomputed_from_saved_samples(tiny_run):
     cfg, out, _, _ = tiny_run
     results = json.loads((out / "results.json").read_text())
     task = results["tasks"][0]
-    hyps, refs = {}, None
-    for _name, s in results["students"].items():
+    hyps: dict[str, list[list[str]]] = {}
+    refs = None
+    students = sorted(results["students"].values(), key=lambda s: (s["condition"], s["seed"]))
+    for s in students:
         _, h, r = load_samples(out, s["samples"][task])
         refs = refs or r
         assert r == refs
-        hyps[s["condition"]] = h
+        hyps.setdefault(s["condition"], []).append(h)
+        seed_index = results["conditions"][s["condition"]]["seeds"].index(s["seed"])
         lm_eval = json.loads((out / s["results_file"]).read_text())["results"][task]
         for metric in ("bleu", "chrf", "ter"):
             recomputed = corpus_score(metric, h, r)
-            assert math.isclose(results["scores"][task][s["condition"]][metric]["score"], recomputed, abs_tol=1e-9)
+            row = results["scores"][task][s["condition"]][metric]
+            assert math.isclose(row["per_seed"][seed_index], recomputed, abs_tol=1e-9)
             assert math.isclose(lm_eval[f"{metric},none"], recomputed, abs_tol=1e-9)
+    assert all(len(v) == len(cfg.seeds) == 2 for v in hyps.values())
     sc = results["scoring"]
+    gens = list(cfg.build.generators)
     for metric in ("bleu", "chrf", "ter"):
+        # the condition score is the mean over seeds; every effect is recomputed from the samples alone
+        for cond, per in hyps.items():
+            mean = sum(corpus_score(metric, h, refs) for h in per) / len(per)
+            assert math.isclose(results["scores"][task][cond][metric]["score"], mean, abs_tol=1e-9)
         bs = paired_bootstrap(metric, hyps, refs, n=sc["resamples"], seed=sc["seed"])
-        d = degradation(bs, "real", "regurg_scripted", sc["level"]).to_dict()
-        assert d == results["degradation"][task]["regurg_scripted"][metric]
-        r = recovery(bs, "real", "regurg_scripted", "m1_topk_scripted", sc["level"]).to_dict()
-        assert r == results["recovery"][task]["m1_topk_scripted"]["regurg_scripted"][metric]
-        diff = difference(bs, "fraction_real_050", "regurg_scripted", sc["level"]).to_dict()
-        assert diff == results["differences"][task]["fraction_real_050"]["regurg_scripted"][metric]
+        fx = matrix_effects(bs, results["conditions"], gens, sc["level"])
+        assert fx.degradation["regurg_scripted"].to_dict() == results["degradation"][task]["regurg_scripted"][metric]
+        assert (fx.recovery["m1_topk_scripted"]["regurg_scripted"].to_dict()
+                == results["recovery"][task]["m1_topk_scripted"]["regurg_scripted"][metric])
+        assert (fx.differences["fraction_real_050"]["regurg_scripted"].to_dict()
+                == results["differences"][task]["fraction_real_050"]["regurg_scripted"][metric])
         row = results["scores"][task]["real"][metric]
         assert f"{row['score']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in (out / "report.md").read_text()
     assert results["checks"][task]["equal_to_lm_eval"]
@@ -216,8 +227,17 @@ def test_kill_9_mid_run_then_rerun_gives_identical_results(tiny_run, tmp_path):
     assert any("cached" in m for m in said if m.startswith("[train"))
     # the whole results.json, with two seeds (their bootstrap draws must not depend on the order in
     # which a resumed run finds its conditions), apart from the wall times
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("timings_s", "up_to_date")}  # noqa: E731
+    # and apart from the names lm-eval gives its output files (the run folder's path and a timestamp)
+    def strip(r: dict) -> dict:
+        students = {n: {k: v for k, v in s.items() if k not in ("results_file", "samples")}
+                    for n, s in r["students"].items()}
+        return {k: v for k, v in r.items() if k not in ("timings_s", "up_to_date")} | {"students": students}
+
     assert strip(resumed) == strip(clean)
+    for name, s in clean["students"].items():  # the logged samples themselves are byte-identical
+        task = clean["tasks"][0]
+        assert (out / resumed["students"][name]["samples"][task]).read_bytes() == \
+            (clean_out / s["samples"][task]).read_bytes()
     assert len(clean["conditions"]["real"]["seeds"]) == 2
 
 

@@ -357,7 +357,11 @@ def plan_students(cfg: ProtocolConfig, out: Path, manifest: dict[str, Any], deri
         base.append(Student("real", seed, splits / "real.jsonl", "real"))
         for g in gens:
             base.append(Student(f"regurg_{g}", seed, splits / f"regurg_{g}.jsonl", "regurg", g))
-        for name, info in manifest["conditions"].items():
+        # a canonical order: a cached build's manifest may list its conditions in another order than a
+        # fresh one, and the order shows in results.json (condition_order, claims)
+        extra = sorted(manifest["conditions"].items(),
+                       key=lambda kv: (kv[1]["kind"], str(kv[1].get("generator") or ""), kv[1].get("size") or 0, kv[0]))
+        for name, info in extra:
             if info["kind"] == "fraction":
                 base.append(Student(name, seed, splits / info["file"], "fraction"))
             elif info["kind"] == "mix" and 0.0 < info.get("ratio", 0.0) < 1.0:
