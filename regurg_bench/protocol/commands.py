@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from regurg_bench.console import print_error
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +43,6 @@ def register(app: typer.Typer) -> None:
         from regurg_bench.protocol.config import load_protocol_config, preset_path
         from regurg_bench.protocol.run import run_protocol
 
-        err = Console(stderr=True)
         logging.basicConfig(level=logging.WARNING)
         try:
             if preset and config:
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
             if changes:
                 cfg = cfg.with_overrides(**changes)
         except ConfigError as e:
-            err.print(f"[red]error:[/red] {e}")
+            print_error(f"{e}")
             raise typer.Exit(2) from None
         folder = out or Path("runs") / "protocol" / cfg.name
         results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress)
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
         path = run_dir / "results.json"
         if not path.is_file():
-            Console(stderr=True).print(f"[red]error:[/red] {path}: no results.json (is this a finished run folder?)")
+            print_error(f"{path}: no results.json (is this a finished run folder?)")
             raise typer.Exit(2)
         results = json.loads(path.read_text(encoding="utf-8"))
         if headline:
