@@ -238,3 +238,15 @@ def test_report_command_rerenders_and_prints_the_headline(tiny_run):
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0 and (out / "report.md").is_file()
     missing = CliRunner().invoke(app, ["report", str(out / "nope")])
     assert missing.exit_code == 2 and "finished run folder" in missing.output
+
+
+def test_report_escapes_the_run_name():
+    """The run name is user text: report.md shows it literally (no raw HTML, no link), report.html escapes it."""
+    from regurg_bench.protocol.report import to_html, to_markdown
+
+    name = "<img src=x onerror=alert(1)> [click](javascript:x) *run*"
+    md = to_markdown([("h", 1, "regurg-bench protocol report: ", name)])
+    assert "<img" not in md and "](javascript" not in md and "*run*" not in md
+    assert md.startswith("# regurg-bench protocol report: &lt;img src=x onerror=alert\\(1\\)&gt; \\[click\\]")
+    page = to_html([("h", 1, "regurg-bench protocol report: ", name)], name)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
