@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from regurg_bench.scoring.bootstrap import MAX_RESAMPLES  # one bound for configs and entries
+
 ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v1"
 RESULTS_SCHEMA = "regurg-bench/results/v1"
 
@@ -117,7 +119,7 @@ class Fingerprint(_Strict):
 
 
 class Scoring(_Strict):
-    resamples: int = Field(gt=0)
+    resamples: int = Field(gt=0, le=MAX_RESAMPLES)
     level: float = Field(gt=0.0, lt=1.0)
     seed: int
 
@@ -189,7 +191,7 @@ class RunStudent(_Lenient):
 
 
 class RunScoring(_Lenient):
-    resamples: int = Field(gt=0)
+    resamples: int = Field(gt=0, le=MAX_RESAMPLES)
     level: float = Field(gt=0.0, lt=1.0)
     seed: int
 

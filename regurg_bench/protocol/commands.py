@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from regurg_bench.builders.config import ConfigError
-        from regurg_bench.protocol.config import load_protocol_config, preset_path
+        from regurg_bench.protocol.config import check_config, load_protocol_config, preset_path
         from regurg_bench.protocol.run import run_protocol
 
         logging.basicConfig(level=logging.WARNING)
@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
                 changes["eval.backend"] = backend
             if changes:
                 cfg = cfg.with_overrides(**changes)
+            check_config(cfg, str(config or f"preset {preset or 'default'}"))  # before any work, --dry-run too
         except ConfigError as e:
             print_error(f"{e}")
             raise typer.Exit(2) from None
