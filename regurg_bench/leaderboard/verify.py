@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from regurg_bench.leaderboard import schema
+from regurg_bench.leaderboard.evidence import RunFiles, split_jsonl
 from regurg_bench.leaderboard.provenance import version_str
-from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json
+from regurg_bench.leaderboard.rules import check_full_test_set, copy_shares
+from regurg_bench.leaderboard.safe_io import loads_strict
 from regurg_bench.leaderboard.schema import RunResults, SubmissionError
 
 #: Claimed and recomputed numbers must agree to this (relative and absolute) tolerance: the same
@@ -57,11 +59,11 @@ def _dig(data: Any, *keys: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_samples(run_dir: Path, rel: str, label: str) -> tuple[list[int], list[str], list[str]]:
+def read_samples(files: RunFiles, rel: str, label: str) -> tuple[list[int], list[str], list[str]]:
     """(doc ids, hypotheses, references) of one lm-eval samples file, ordered by ``doc_id``."""
-    text = read_bounded(inside(run_dir, rel, label), schema.MAX_SAMPLES_BYTES, f"{label} ({rel})")
+    text = files.text(rel, schema.MAX_SAMPLES_BYTES, label)
     rows = []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(split_jsonl(text), 1):  # "\n" only: U+2028 may sit inside a hypothesis
         if not line.strip():
             continue
         row = loads_strict(line, f"{rel}:{i}", allow_non_finite=True)  # lm-eval's file; only strings are used
@@ -80,20 +82,21 @@ def read_samples(run_dir: Path, rel: str, label: str) -> tuple[list[int], list[s
     return ids, [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
 
 
-def _published_references(task: str) -> list[str]:
-    """The published test set's references of ``task`` (an embedded direction), in document order."""
+def _published_pairs(task: str) -> tuple[list[str], list[str]]:
+    """The published test set of ``task`` (an embedded direction): (sources, references), in document order."""
     from regurg_bench.corpora.bible import load_bible_pairs
     from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
 
     for direction in EMBEDDED_DIRECTIONS:
         if task_name(direction) == task:
-            return [p.target for p in load_bible_pairs(direction, "test")]
+            pairs = load_bible_pairs(direction, "test")
+            return [p.source for p in pairs], [p.target for p in pairs]
     raise SubmissionError(f"task {task!r}: its test set is not one this leaderboard can check")
 
 
-def _lm_eval_results(run_dir: Path, rel: str, field: str) -> dict[str, Any]:
-    path = inside(run_dir, rel, f"results.json: field '{field}'")
-    data = read_json(path, schema.MAX_LM_EVAL_RESULTS_BYTES, rel, allow_non_finite=True)
+def _lm_eval_results(files: RunFiles, rel: str, field: str) -> dict[str, Any]:
+    text = files.text(rel, schema.MAX_LM_EVAL_RESULTS_BYTES, f"results.json: field '{field}'")
+    data = loads_strict(text, rel, allow_non_finite=True)
     if not isinstance(data, dict):
         raise SubmissionError(f"{rel}: not an lm-eval results JSON object")
     return data
@@ -149,12 +152,12 @@ def _task_metrics(res: RunResults, task: str) -> list[str]:
     return metrics
 
 
-def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
-                  ) -> tuple[dict[str, list[list[str]]], list[str]]:
-    """{condition: [hypotheses of each seed, by seed]} and the shared references, all checked."""
+def _task_outputs(files: RunFiles, res: RunResults, task: str, metrics: list[str]
+                  ) -> tuple[dict[str, list[list[str]]], list[str], list[str]]:
+    """{condition: [hypotheses of each seed, by seed]}, the shared references and their sources, all checked."""
     from regurg_bench.evaluation.signatures import corpus_score
 
-    published = _published_references(task)
+    sources, published = _published_pairs(task)
     per_cond: dict[str, list[tuple[int, list[str]]]] = {}
     refs: list[str] | None = None
     doc_ids: list[int] | None = None
@@ -164,10 +167,9 @@ def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
         if task not in s.samples:
             raise SubmissionError(f"results.json: field '{field}' is missing")
         rel = s.samples[task]
-        ids, hyps, r = read_samples(run_dir, rel, f"results.json: field '{field}'")
+        ids, hyps, r = read_samples(files, rel, f"results.json: field '{field}'")
         if doc_ids is None:
-            if ids[0] < 0 or ids[-1] >= len(published):
-                raise SubmissionError(f"{rel}: doc_id out of range for the published test set")
+            check_full_test_set(rel, ids, len(published), task)
             for doc_id, got in zip(ids, r, strict=True):
                 if got != published[doc_id]:
                     raise SubmissionError(f"{rel}: the reference of doc_id {doc_id} is not the published test "
@@ -176,7 +178,7 @@ def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
         elif ids != doc_ids or r != refs:
             raise SubmissionError(f"{rel}: its documents or references differ from the other students' (every "
                                   "student must be evaluated on the same sentences)")
-        lm_eval = _lm_eval_results(run_dir, s.results_file, f"students.{name}.results_file")
+        lm_eval = _lm_eval_results(files, s.results_file, f"students.{name}.results_file")
         _check_lm_eval_file(lm_eval, s.results_file, task, res)
         for metric in metrics:
             got = corpus_score(metric, hyps, r)
@@ -186,8 +188,9 @@ def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
                 raise SubmissionError(f"{s.results_file}: lm-eval reports {metric} = {reported!r} for {task}, but "
                                       f"its logged samples give {got!r}")
         per_cond.setdefault(s.condition, []).append((s.seed, hyps))
-    assert refs is not None  # students is non-empty (schema)
-    return {c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in per_cond.items()}, refs
+    assert refs is not None and doc_ids is not None  # students is non-empty (schema)
+    return ({c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in per_cond.items()}, refs,
+            [sources[i] for i in doc_ids])
 
 
 def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[str, Any], hint: str) -> None:
@@ -267,16 +270,24 @@ def _check_complete(res: RunResults, task: str, metrics: list[str]) -> None:
             raise SubmissionError(f"results.json: field '{what}' must give every metric ({', '.join(metrics)})")
 
 
-def verify_numbers(run_dir: Path, res: RunResults) -> dict[str, int]:
-    """Check every claimed score, interval, D and R of ``res`` against the logged samples in ``run_dir``.
+@dataclass(frozen=True)
+class Verified:
+    """What verification measured besides checking the claims: test sentences and copy shares per task."""
 
-    Returns the number of test sentences per task; raises :class:`SubmissionError` at the first difference.
-    """
+    n_sentences: dict[str, int]
+    #: task -> condition -> {"copied_reference": share, "copied_source": share}
+    plausibility: dict[str, dict[str, dict[str, float]]]
+
+
+def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
+    """Check every claimed score, interval, D and R of ``res`` against the logged samples in ``files``
+    (a run folder or an evidence bundle); raise :class:`SubmissionError` at the first difference."""
     _check_matrix(res)
     n_sentences: dict[str, int] = {}
+    plausibility: dict[str, dict[str, dict[str, float]]] = {}
     for task in res.tasks:
         metrics = _task_metrics(res, task)
-        hyps, refs = _task_outputs(run_dir, res, task, metrics)
+        hyps, refs, sources = _task_outputs(files, res, task, metrics)
         check = res.checks.get(task)
         if check is None or check.n_test_sentences != len(refs):
             raise _mismatch(f"checks.{task}.n_test_sentences", check and check.n_test_sentences, len(refs),
@@ -284,4 +295,5 @@ def verify_numbers(run_dir: Path, res: RunResults) -> dict[str, int]:
         _check_effects(res, task, metrics, hyps, refs)
         _check_complete(res, task, metrics)
         n_sentences[task] = len(refs)
-    return n_sentences
+        plausibility[task] = {c: copy_shares(hyps[c], refs, sources) for c in sorted(hyps)}
+    return Verified(n_sentences, plausibility)

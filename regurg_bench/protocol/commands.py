@@ -90,3 +90,27 @@ def register(app: typer.Typer) -> None:
         write_reports(results, run_dir)
         print(f"report: {run_dir / 'report.md'}")
 
+
+    @app.command("verify")
+    def verify_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="A finished `regurg-bench run` folder.")],
+        rerun: Annotated[int, typer.Option("--rerun", "-k", min=1, help="Students to re-train and re-evaluate.")] = 1,
+        seed: Annotated[int, typer.Option("--seed", help="Seeds the choice of students.")] = 0,
+        eval_only: Annotated[bool, typer.Option("--eval-only", help="Re-evaluate the run's own checkpoints "
+                                                                    "instead of re-training (published checkpoints).")
+                             ] = False,
+    ) -> None:
+        """Reproduce K randomly chosen students of a run from its recorded config and seed: re-train them
+        (CPU training is deterministic), re-evaluate them, and check that their logged lm-eval samples are
+        the recorded ones byte for byte. Exit 1 when any differs."""
+        from regurg_bench.protocol.reproduce import ReproductionError, reproduce, summary
+
+        try:
+            report = reproduce(run_dir, rerun, seed, eval_only=eval_only)
+        except ReproductionError as e:
+            print_error(e)
+            raise typer.Exit(2) from None
+        result = summary(report)
+        print(json.dumps(result))
+        if not result["identical"]:
+            raise typer.Exit(1)
