@@ -1,8 +1,8 @@
 """Recompute a run's claimed numbers from its logged lm-eval samples.
 
 For every task: the hypotheses (``filtered_resps[0]``) and references (``target``) of every student
-are read from its samples file (inside the run folder, size-limited); the references must be the
-published test set's (same ``doc_id`` -> same sentence), and lm-eval's own results file must report
+are read from its samples file (from the run folder or an evidence bundle, size-limited); the logged
+doc ids must be the whole published test set (rule ``full-test-set``) and the references its sentences, and lm-eval's own results file must report
 the same per-seed scores and record the same task version, lm-eval version and signatures. Then, as
 the protocol does (:func:`regurg_bench.protocol.report.score_run`): each seed's corpus score, the
 paired bootstrap intervals, degradation D and recovery R. Any claimed number that differs is an error
