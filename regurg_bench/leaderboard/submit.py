@@ -123,7 +123,7 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         "n_test_sentences": verified.n_sentences,
         "metrics": metrics,
         "scoring": res.scoring.model_dump(),
-        "conditions": {c: info.model_dump() for c, info in res.conditions.items()},
+        "conditions": {c: info.model_dump(exclude={"size"}) for c, info in res.conditions.items()},
         "scores": {t: {c: {m: {"score": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "per_seed": s.per_seed}
                            for m, s in per.items()} for c, per in res.scores[t].items()} for t in tasks},
         "degradation": {t: {c: {m: e.model_dump() for m, e in per.items()}

@@ -152,11 +152,15 @@ def _task_metrics(res: RunResults, task: str) -> list[str]:
     return metrics
 
 
-def _task_outputs(files: RunFiles, res: RunResults, task: str, metrics: list[str]
-                  ) -> tuple[dict[str, list[list[str]]], list[str], list[str]]:
-    """{condition: [hypotheses of each seed, by seed]}, the shared references and their sources, all checked."""
-    from regurg_bench.evaluation.signatures import corpus_score
+#: (condition, seed, lm-eval results file, its parsed content) of every student
+Reported = list[tuple[str, int, str, dict[str, Any]]]
 
+
+def _task_outputs(files: RunFiles, res: RunResults, task: str
+                  ) -> tuple[dict[str, list[list[str]]], list[str], list[str], Reported]:
+    """{condition: [hypotheses of each seed, by seed]}, the shared references and their sources, and what
+    each student's lm-eval results file reports; references and versions checked."""
+    reported: Reported = []
     sources, published = _published_pairs(task)
     per_cond: dict[str, list[tuple[int, list[str]]]] = {}
     refs: list[str] | None = None
@@ -180,17 +184,23 @@ def _task_outputs(files: RunFiles, res: RunResults, task: str, metrics: list[str
                                   "student must be evaluated on the same sentences)")
         lm_eval = _lm_eval_results(files, s.results_file, f"students.{name}.results_file")
         _check_lm_eval_file(lm_eval, s.results_file, task, res)
-        for metric in metrics:
-            got = corpus_score(metric, hyps, r)
-            reported = _dig(lm_eval, "results", task, f"{metric},none")
-            if not (isinstance(reported, int | float) and not isinstance(reported, bool)
-                    and _close(float(reported), got)):
-                raise SubmissionError(f"{s.results_file}: lm-eval reports {metric} = {reported!r} for {task}, but "
-                                      f"its logged samples give {got!r}")
+        reported.append((s.condition, s.seed, s.results_file, lm_eval))
         per_cond.setdefault(s.condition, []).append((s.seed, hyps))
     assert refs is not None and doc_ids is not None  # students is non-empty (schema)
     return ({c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in per_cond.items()}, refs,
-            [sources[i] for i in doc_ids])
+            [sources[i] for i in doc_ids], reported)
+
+
+def _check_reported(reported: Reported, task: str, metric: str, per_seed: dict[str, list[float]],
+                    seeds: dict[str, list[int]]) -> None:
+    """lm-eval's own per-student score equals the one recomputed from the logged samples (the bootstrap's
+    per-seed corpus score: the same sacrebleu statistics, summed)."""
+    for cond, seed, rel, lm_eval in reported:
+        got = per_seed[cond][seeds[cond].index(seed)]
+        value = _dig(lm_eval, "results", task, f"{metric},none")
+        if not (isinstance(value, int | float) and not isinstance(value, bool) and _close(float(value), got)):
+            raise SubmissionError(f"{rel}: lm-eval reports {metric} = {value!r} for {task}, but its logged samples "
+                                  f"give {got!r}")
 
 
 def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[str, Any], hint: str) -> None:
@@ -201,7 +211,7 @@ def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[
 
 
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
-                   refs: list[str]) -> None:
+                   refs: list[str], reported: Reported) -> None:
     """Per-seed scores, means, intervals, D and R: recomputed with the protocol's own functions."""
     from regurg_bench.scoring import paired_bootstrap
     from regurg_bench.scoring.bootstrap import percentile_interval
@@ -220,6 +230,8 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
     hyps = {c: hyps[c] for c in order}
     for metric in metrics:
         bs = paired_bootstrap(metric, hyps, refs, n=sc.resamples, seed=sc.seed)
+        _check_reported(reported, task, metric, bs.per_seed,
+                        {c: sorted(seed for c2, seed, _, _ in reported if c2 == c) for c in order})
         for cond in order:
             row, base = claimed[cond][metric], f"scores.{task}.{cond}.{metric}"
             if len(row.per_seed) != len(bs.per_seed[cond]):
@@ -287,12 +299,12 @@ def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
     plausibility: dict[str, dict[str, dict[str, float]]] = {}
     for task in res.tasks:
         metrics = _task_metrics(res, task)
-        hyps, refs, sources = _task_outputs(files, res, task, metrics)
+        hyps, refs, sources, reported = _task_outputs(files, res, task)
         check = res.checks.get(task)
         if check is None or check.n_test_sentences != len(refs):
             raise _mismatch(f"checks.{task}.n_test_sentences", check and check.n_test_sentences, len(refs),
                             SAMPLES_SOURCE)
-        _check_effects(res, task, metrics, hyps, refs)
+        _check_effects(res, task, metrics, hyps, refs, reported)
         _check_complete(res, task, metrics)
         n_sentences[task] = len(refs)
         plausibility[task] = {c: copy_shares(hyps[c], refs, sources) for c in sorted(hyps)}
