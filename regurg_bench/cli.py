@@ -10,6 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from regurg_bench.console import plain, print_error
 
 app = typer.Typer(
     name="regurg-bench",
@@ -101,21 +104,23 @@ def _register_stage_commands() -> None:
 _register_stage_commands()
 
 console = Console()
-err_console = Console(stderr=True)
 
 SpecArg = Annotated[str, typer.Argument(help="Corpus spec, e.g. `bible:en-es`, `data/test.tsv`, `moses:data/corpus`.")]
 SrcOpt = Annotated[str | None, typer.Option("--src-lang", "-s", help="Source language code (local formats).")]
 TgtOpt = Annotated[str | None, typer.Option("--tgt-lang", "-t", help="Target language code (local formats).")]
+NoHeaderOpt = Annotated[bool, typer.Option(
+    "--no-header", help="TSV corpora: the file has no header line; every row is `source<TAB>target` or "
+                        "`id<TAB>source<TAB>target`.")]
 
 
-def _load(spec: str, src: str | None, tgt: str | None):
+def _load(spec: str, src: str | None, tgt: str | None, no_header: bool = False):
     from regurg_bench.corpora import CorpusError
-    from regurg_bench.corpora.spec import corpus_from_spec
+    from regurg_bench.corpora.spec import corpus_from_spec, header_options
 
     try:
-        return corpus_from_spec(spec, src, tgt)
+        return corpus_from_spec(spec, src, tgt, **header_options(spec, src, no_header))
     except (CorpusError, KeyError, ValueError) as err:
-        err_console.print(f"[red]error:[/red] {err}")
+        print_error(f"{err}")
         raise typer.Exit(2) from None
 
 
@@ -126,7 +131,7 @@ def _iter_checked(source):
     try:
         yield from source.iter_pairs()
     except CorpusError as err:
-        err_console.print(f"[red]error:[/red] {err}")
+        print_error(f"{err}")
         raise typer.Exit(2) from None
 
 
@@ -158,22 +163,22 @@ def corpus_list() -> None:
 
 
 @corpus_app.command("stats")
-def corpus_stats(spec: SpecArg, src_lang: SrcOpt = None, tgt_lang: TgtOpt = None,
+def corpus_stats(spec: SpecArg, src_lang: SrcOpt = None, tgt_lang: TgtOpt = None, no_header: NoHeaderOpt = False,
                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False
                  ) -> None:
     """Count pairs and words, show length statistics and the content fingerprint of a corpus."""
     from regurg_bench.corpora.stats import corpus_statistics
 
-    source = _load(spec, src_lang, tgt_lang)
+    source = _load(spec, src_lang, tgt_lang, no_header)
     stats = corpus_statistics(_iter_checked(source))
     stats["provenance"] = source.provenance()
     if as_json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{spec} ({source.src_lang}->{source.tgt_lang})", show_header=False)
+    table = Table(title=plain(f"{spec} ({source.src_lang}->{source.tgt_lang})"), show_header=False)
     for key, value in stats.items():
         if key != "provenance":
-            table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+            table.add_row(plain(key), plain(f"{value:.2f}" if isinstance(value, float) else str(value)))
     console.print(table)
 
 
@@ -184,17 +189,18 @@ def corpus_export(
     src_lang: SrcOpt = None,
     tgt_lang: TgtOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, tsv or moses (default: from OUT's suffix).")] = "",
+    no_header: NoHeaderOpt = False,
 ) -> None:
     """Write a corpus out as JSONL, TSV or Moses plain text (atomically: all or nothing)."""
     from regurg_bench.corpora.export import export_pairs
 
-    source = _load(spec, src_lang, tgt_lang)
+    source = _load(spec, src_lang, tgt_lang, no_header)
     fmt = fmt or {".tsv": "tsv", ".jsonl": "jsonl"}.get(out.suffix, "")
     if fmt not in ("jsonl", "tsv", "moses"):
-        err_console.print("[red]error:[/red] choose --format jsonl, tsv or moses (or use a .jsonl/.tsv name)")
+        print_error("choose --format jsonl, tsv or moses (or use a .jsonl/.tsv name)")
         raise typer.Exit(2)
     paths, count = export_pairs(_iter_checked(source), out, fmt, source.src_lang, source.tgt_lang)
-    console.print(f"wrote {count} pairs to {', '.join(map(str, paths))}")
+    console.print(plain(f"wrote {count} pairs to {', '.join(map(str, paths))}"))
 
 
 @models_app.command("list")
@@ -227,7 +233,7 @@ def models_path(name: Annotated[str, typer.Argument(help="An embedded model name
     try:
         print(base_model_path(name) if name in BASE_MODELS else embedded_model_path(name))
     except ValueError as err:
-        err_console.print(f"[red]error:[/red] {err}")
+        print_error(f"{err}")
         raise typer.Exit(2) from None
 
 
@@ -270,7 +276,7 @@ def eval_cmd(
     try:
         meta = json.loads(metadata) if metadata else None
     except json.JSONDecodeError as err:
-        err_console.print(f"[red]error:[/red] --metadata is not valid JSON ({err}): {metadata!r}")
+        print_error(f"--metadata is not valid JSON ({err}): {metadata!r}")
         raise typer.Exit(2) from None
     req = EvalRequest(model=model, model_args=model_args, tasks=tasks.split(","), limit=limit,
                       num_fewshot=num_fewshot, batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
@@ -284,7 +290,7 @@ def eval_cmd(
     if results.get("groups"):
         print(make_table(results, "groups"))
     for name, sig in results["regurg_bench"]["sacrebleu_signatures"].items():
-        console.print(f"[dim]{name}: {sig}[/dim]")
+        console.print(Text(f"{name}: {sig}", style="dim"))
 
 
 def main() -> None:

@@ -68,3 +68,50 @@ def test_unknown_format_and_missing_languages_are_clean_errors(tmp_path):
     assert result.exit_code == 2 and "cannot tell the corpus format" in result.output
     result = runner.invoke(app, ["corpus", "stats", str(tmp_path / "x.tsv")])
     assert result.exit_code == 2 and "src_lang" in result.output
+
+
+def test_no_header_option_reads_a_headerless_tsv(tmp_path):
+    """Many parallel corpora ship without a header line: `--no-header` (the API's header=False)."""
+    path = tmp_path / "plain.tsv"
+    path.write_text("Hello\tHola\nGood night\tBuenas noches\n", encoding="utf-8")
+    assert _stats(str(path), "-s", "en", "-t", "es", "--no-header")["pairs"] == 2
+    without = runner.invoke(app, ["corpus", "stats", str(path), "-s", "en", "-t", "es"])
+    assert without.exit_code == 2 and "header has no 'source' column" in without.output
+    out = tmp_path / "out.jsonl"
+    assert invoke("corpus", "export", str(path), str(out), "-s", "en", "-t", "es", "--no-header").exit_code == 0
+    assert [json.loads(line)["target"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        "Hola", "Buenas noches"]
+    # the real problem of a bad headerless file is reached and named
+    path.write_text("Hello\tHola\nonly one column\n", encoding="utf-8")
+    bad = runner.invoke(app, ["corpus", "stats", str(path), "-s", "en", "-t", "es", "--no-header"])
+    assert bad.exit_code == 2 and f"error: {path}:2: expected 2 tab-separated columns" in bad.output
+    jsonl = runner.invoke(app, ["corpus", "stats", str(out), "-s", "en", "-t", "es", "--no-header"])
+    assert jsonl.exit_code == 2 and "--no-header applies to TSV corpora only" in jsonl.output
+
+
+def test_user_text_is_never_rich_markup(tmp_path):
+    """Brackets in a header, a path or a title are shown as written and never crash the CLI."""
+    folder = tmp_path / "v[bold]2[/red]"  # a folder "v[bold]2[" holding "red]"
+    folder.mkdir(parents=True)
+    path = folder / "c[red].tsv"
+    path.write_text("id\tsource\ttarget [/red]\na\tHello\tHola\n", encoding="utf-8")
+    result = runner.invoke(app, ["corpus", "stats", str(path), "-s", "en", "-t", "es"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}:1 (field 'target'): header has no 'target' column" in result.output
+    good = folder / "ok[bold].tsv"
+    good.write_text("id\tsource\ttarget\na\tHello\tHola\n", encoding="utf-8")
+    result = runner.invoke(app, ["corpus", "stats", str(good), "-s", "en", "-t", "es"])
+    assert result.exit_code == 0, result.output
+    # the table title, as written (markup would eat "[bold]" and "[/red]"); rich may wrap it, so ignore whitespace
+    assert f"{good}(en->es)" in "".join(result.output.split())
+
+
+def test_errors_are_one_unwrapped_line(tmp_path):
+    """A long path with its line number stays on one line (rich wrapped at 80 columns, splitting file:line)."""
+    folder = tmp_path / ("a-rather-long-folder-name-" * 4)
+    folder.mkdir()
+    path = folder / "corpus-with-a-long-name.tsv"
+    path.write_text("id\tsource\ttarget\na\tHello\t\n", encoding="utf-8")
+    result = runner.invoke(app, ["corpus", "stats", str(path), "-s", "en", "-t", "es"])
+    assert result.exit_code == 2
+    assert f"error: {path}:2 (field 'target'): empty target text\n" in result.output

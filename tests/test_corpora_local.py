@@ -382,3 +382,50 @@ def test_moses_same_language_twice(tmp_path):
     write(tmp_path / "x.en", "a\n")
     with pytest.raises(CorpusError, match="both 'en'"):
         MosesCorpus(tmp_path / "x", "en", "en")
+
+
+def test_fifo_is_not_a_regular_file(tmp_path):
+    """A named pipe gets its own message (and is never opened: that would block until a writer comes)."""
+    import os
+
+    fifo = tmp_path / "pipe.tsv"
+    os.mkfifo(fifo)
+    with pytest.raises(CorpusError) as info:
+        TsvCorpus(fifo, "en", "es")
+    assert str(info.value) == f"{fifo}: is not a regular file (it is a named pipe (FIFO))"
+    from regurg_bench.corpora.lines import read_lines
+
+    with pytest.raises(CorpusError, match=r"named pipe \(FIFO\)"):
+        next(read_lines(fifo))
+
+
+def test_duplicate_column_check_is_linear(tmp_path):
+    """40,000 header columns (one repeated): the check used list.count per column (~1 minute), now a Counter."""
+    columns = [f"c{i}" for i in range(40_000)] + ["source", "target", "c7"]
+    path = write(tmp_path / "wide.tsv", "\t".join(columns) + "\n")
+    with pytest.raises(CorpusError) as info:
+        list(TsvCorpus(path, "en", "es").iter_pairs())
+    assert str(info.value) == f"{path}:1: header names column(s) 'c7' more than once"
+
+
+@pytest.mark.parametrize(("kind", "char"), [("tsv", "\x00"), ("tsv", "\x1b"), ("jsonl", "\x00"), ("jsonl", "\x7f"),
+                                            ("moses", "\x01")])
+def test_control_characters_are_errors(tmp_path, kind, char):
+    """Raw NUL, ESC, DEL ... in corpus text name file:line:field instead of being kept silently."""
+    if kind == "tsv":
+        path = write(tmp_path / "c.tsv", f"source\ttarget\nfine\tfine\nbad{char}text\tok\n")
+        corpus, where, field = TsvCorpus(path, "en", "es"), f"{path}:3", "source"
+    elif kind == "jsonl":
+        path = write(tmp_path / "c.jsonl", json.dumps({"source": "a", "target": f"b{char}"}) + "\n")
+        corpus, where, field = JsonlCorpus(path, "en", "es"), f"{path}:1", "target"
+    else:
+        write(tmp_path / "c.en", "a\nb\n")
+        path = write(tmp_path / "c.es", f"a\nb{char}\n")
+        corpus, where, field = MosesCorpus(tmp_path / "c", "en", "es"), f"{tmp_path / 'c.es'}:2", "target"
+    message = str(error_of(corpus.iter_pairs()))
+    assert message.startswith(f"{where} (field {field!r}): ") and f"U+{ord(char):04X}" in message
+
+
+def test_tabs_in_jsonl_text_are_whitespace_not_errors(tmp_path):
+    path = write(tmp_path / "t.jsonl", json.dumps({"source": "a\tb\r\nc", "target": "d"}) + "\n")
+    assert triples(JsonlCorpus(path, "en", "es").iter_pairs()) == [("t.1", "a b c", "d")]

@@ -1,6 +1,10 @@
-"""``regurg-bench submit`` and ``leaderboard build|validate``: a tiny real protocol run (the TINY config of
-tests/test_protocol.py) is submitted, rendered and re-checked; each kind of bad submission is refused
-with its own message; the rendered files are deterministic; nothing in a submission is executed."""
+"""``regurg-bench submit`` and ``leaderboard build|validate``: a tiny real protocol run on the full published
+test set (the TINY config of tests/test_protocol.py, one seed, no ladder, mixes or fractions) is submitted
+with its evidence, rendered and re-checked; each kind of bad submission is refused with its own message
+(a forged entry, a reference-copying run, a subset run and a 5-sentence run each by `submit` and by
+`leaderboard validate`, naming the rule); the rendered files are deterministic; nothing in a submission
+is executed. Forged variants are derived from copies of the one run, every file recomputed as a forger
+would."""
 
 from __future__ import annotations
 
@@ -17,28 +21,33 @@ import yaml
 from typer.testing import CliRunner
 
 from regurg_bench.cli import app
-from regurg_bench.leaderboard import render, schema
+from regurg_bench.evaluation.signatures import corpus_score
+from regurg_bench.leaderboard import evidence, render, rules, schema, verify
 from regurg_bench.leaderboard.provenance import known_task_versions
 from regurg_bench.leaderboard.schema import ENTRY_SCHEMA, LeaderboardEntry, SubmissionError
-from regurg_bench.leaderboard.submit import finalize_entry, make_entry, submit, validate_leaderboard
+from regurg_bench.leaderboard.submit import finalize_entry, load_run, make_entry, submit, validate_leaderboard
 from regurg_bench.protocol.config import load_protocol_config
-from regurg_bench.protocol.report import load_samples
 from regurg_bench.protocol.run import run_protocol
-from regurg_bench.scoring import degradation, paired_bootstrap, recovery
+from regurg_bench.scoring import paired_bootstrap
 from regurg_bench.scoring.bootstrap import percentile_interval
+from regurg_bench.scoring.matrix import matrix_effects
 
-#: the tiny protocol of tests/test_protocol.py, without its size ladder (fewer students)
-TINY = (Path(__file__).parent / "data" / "tiny_protocol.yaml").read_text(encoding="utf-8").replace(
-    "  ladder: {step: 50}\n", "")
+#: the tiny protocol of tests/test_protocol.py on the full published test set (the leaderboard's rule),
+#: with one seed and without its size ladder, mixes and fractions (fewer students to evaluate)
+TINY = yaml.safe_load((Path(__file__).parent / "data" / "tiny_protocol.yaml").read_text(encoding="utf-8"))
+TINY["build"].update(ladder=None, mixes=None, fractions_of_real=[])
+TINY["seeds"] = [0]
+TINY["eval"].update(limit=None, batch_size=64)
 TASK = "regurg_mt_en-es"
+N_TEST = 1004  # the published en-es test set
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    """One real protocol run (scripted generators, the `scratch:test` student, 5 test sentences; ~1 min)."""
+    """One real protocol run (scripted generators, the `scratch:test` student, all 1,004 test sentences)."""
     tmp = tmp_path_factory.mktemp("leaderboard-run")
-    (tmp / "tiny.yaml").write_text(TINY, encoding="utf-8")
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(TINY), encoding="utf-8")
     out = tmp / "run"
     run_protocol(load_protocol_config(tmp / "tiny.yaml"), out, say=lambda _msg: None)
     return out
@@ -58,6 +67,75 @@ def _edit(run: Path, change) -> None:
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     change(results)
     (run / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+def _config_hash(config: dict) -> str:
+    from regurg_bench.protocol.config import _validate
+
+    return _validate(config, "config").config_hash()
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _forge(run: Path, change_rows) -> None:
+    """What a forger does: change every student's logged samples (``change_rows(condition, rows) -> rows``),
+    then recompute every file from them (:func:`_recompute`)."""
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    for name in sorted(results["students"]):
+        s = results["students"][name]
+        path = run / s["samples"][TASK]
+        _write_rows(path, sorted(change_rows(s["condition"], _rows(path)), key=lambda r: r["doc_id"]))
+    _recompute(run)
+
+
+def _recompute(run: Path) -> None:
+    """Make a run self-consistent with its logged samples: lm-eval's own results files, the scores,
+    intervals, D and R of results.json (in its condition_order), the sentence count."""
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    metrics = list(results["scores"][TASK]["real"])
+    by_cond: dict[str, list[tuple[int, list[str]]]] = {}
+    refs: list[str] = []
+    for name in sorted(results["students"]):
+        s = results["students"][name]
+        rows = sorted(_rows(run / s["samples"][TASK]), key=lambda r: r["doc_id"])
+        hyps, refs = [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
+        by_cond.setdefault(s["condition"], []).append((s["seed"], hyps))
+        lm = json.loads((run / s["results_file"]).read_text(encoding="utf-8"))
+        for metric in metrics:
+            lm["results"][TASK][f"{metric},none"] = corpus_score(metric, hyps, refs)
+        (run / s["results_file"]).write_text(json.dumps(lm), encoding="utf-8")
+    order = results["condition_order"]
+    hyps_by = {c: [h for _, h in sorted(by_cond[c])] for c in order}
+    sc, conds = results["scoring"], results["conditions"]
+    gens = [c.removeprefix("regurg_") for c, info in conds.items() if info["kind"] == "regurg"]
+    for metric in metrics:
+        bs = paired_bootstrap(metric, hyps_by, refs, n=sc["resamples"], seed=sc["seed"])
+        for c in order:
+            lo, hi = percentile_interval(bs.replicates[c], sc["level"])
+            results["scores"][TASK][c][metric].update(score=bs.point[c], ci_low=lo, ci_high=hi,
+                                                      per_seed=bs.per_seed[c], lm_eval_reported=bs.per_seed[c])
+        fx = matrix_effects(bs, conds, gens, sc["level"])
+        for reg, per in results["degradation"][TASK].items():
+            per[metric] = fx.degradation[reg].to_dict()
+        for cond, bases in results["recovery"][TASK].items():
+            for reg, per in bases.items():
+                per[metric] = fx.recovery[cond][reg].to_dict()
+    results["checks"][TASK]["n_test_sentences"] = len(refs)
+    (run / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+def _forged_submit(run: Path, root: Path, model: str) -> Path:
+    """What a patched copy of `submit` (its rules switched off) writes onto a board."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(rules, "REFUSED_SHARE", 2.0)
+        m.setattr(verify, "check_full_test_set", lambda *_a, **_k: None)
+        return submit(run, "demo", root, model)
 
 
 def _rejected(run: Path, needle: str, leaderboard: str = "demo", model: str | None = "tiny-model") -> str:
@@ -84,7 +162,10 @@ def test_submit_build_validate_round_trip(run, tmp_path):
     assert entry["schema"] == ENTRY_SCHEMA and entry["config_hash"] == results["config_hash"]
     assert entry["base_model"] == "scratch:test" and entry["seeds"] == [0, 1] and entry["run_name"] == "tiny"
     assert entry["test_set_fingerprints"][TASK] == results["test_set_fingerprints"][TASK]
-    assert entry["n_test_sentences"] == {TASK: 5} and entry["task_versions"][TASK] == str(results["task_versions"][TASK])
+    assert entry["flags"] == [] and entry["plausibility"][TASK]["real"]["copied_reference"] < 0.1
+    bundle = root / "demo" / "evidence" / f"{entry['evidence']['sha256'].removeprefix('sha256:')}.jsonl.gz"
+    assert bundle.is_file() and bundle.stat().st_size < 1024 * 1024
+    assert entry["n_test_sentences"] == {TASK: N_TEST} and entry["task_versions"][TASK] == str(results["task_versions"][TASK])
     real = results["scores"][TASK]["real"]["bleu"]
     assert entry["scores"][TASK]["real"]["bleu"] == {k: real[k] for k in ("score", "ci_low", "ci_high", "per_seed")}
     assert entry["degradation"][TASK]["regurg_scripted"]["chrf"] == results["degradation"][TASK]["regurg_scripted"]["chrf"]
@@ -280,13 +361,14 @@ def test_cli_rejection_exits_1_with_the_message(run, tmp_path):
     _edit(run, lambda r: r["task_versions"].update({TASK: "0.1"}))
     res = runner.invoke(app, ["submit", str(run), "--leaderboard", "demo", "--root", str(tmp_path / "b")])
     assert res.exit_code == 1
-    assert "error: results.json: field 'task_versions" in res.output and "Traceback" not in res.output
+    assert "error: rule 'same-task-and-signatures': results.json: field 'task_versions" in res.output
+    assert "Traceback" not in res.output
     assert not (tmp_path / "b" / "demo" / "entries").exists()
 
 
-def test_multi_seed_run_replays_the_recorded_condition_order(run):
-    """With several seeds the bootstrap depends on the order of the conditions: results.json's
-    condition_order is replayed, and without it the intervals cannot be checked (and are refused)."""
+def test_multi_seed_run_is_recomputed(run):
+    """Several seeds per condition (the bootstrap also resamples seeds, each condition's draws from its own
+    name, so the order of the conditions does not matter): every number is recomputed and accepted."""
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     conds = sorted(results["conditions"])
     first = {s["condition"]: s for s in results["students"].values()}
@@ -295,29 +377,16 @@ def test_multi_seed_run_replays_the_recorded_condition_order(run):
         results["students"][f"{cond}-s1"] = {**first[cond], "seed": 1, "samples": other["samples"],
                                              "results_file": other["results_file"]}
         results["conditions"][cond]["seeds"] = [0, 1]
-    order = conds[::-1]
-    hyps = {c: [load_samples(run, first[c]["samples"][TASK])[1],
-                load_samples(run, results["students"][f"{c}-s1"]["samples"][TASK])[1]] for c in order}
-    refs = load_samples(run, first["real"]["samples"][TASK])[2]
-    sc = results["scoring"]
-    for metric in results["scores"][TASK]["real"]:
-        bs = paired_bootstrap(metric, hyps, refs, n=sc["resamples"], seed=sc["seed"])
-        for c in order:
-            lo, hi = percentile_interval(bs.replicates[c], sc["level"])
-            results["scores"][TASK][c][metric].update(score=bs.point[c], ci_low=lo, ci_high=hi,
-                                                      per_seed=bs.per_seed[c], lm_eval_reported=bs.per_seed[c])
-        for reg, per in results["degradation"][TASK].items():
-            per[metric] = degradation(bs, "real", reg, sc["level"]).to_dict()
-        for cond, bases in results["recovery"][TASK].items():
-            for reg, per in bases.items():
-                per[metric] = recovery(bs, "real", reg, cond, sc["level"]).to_dict()
-    results["condition_order"] = order
+    results["condition_order"] = conds[::-1]
+    results["config"]["seeds"] = [0, 1]  # and the recorded config plans two seeds (its hash recomputed)
+    results["config_hash"] = _config_hash(results["config"])
     (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    _recompute(run)
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     entry = make_entry(run, "demo", "two-seeds")
     assert entry.seeds == [0, 1] and entry.conditions["real"].seeds == [0, 1]
     assert entry.scores[TASK]["real"]["bleu"].per_seed == results["scores"][TASK]["real"]["bleu"]["per_seed"]
-    _edit(run, lambda r: r.pop("condition_order"))
-    _rejected(run, "records no 'condition_order', so its bootstrap cannot be replayed exactly")
+    assert entry.scores[TASK]["real"]["chrf"].ci_low == results["scores"][TASK]["real"]["chrf"]["ci_low"]
 
 
 # ------------------------------------------------------------------------------- validate
@@ -387,17 +456,15 @@ def test_build_is_byte_identical_and_independent_of_entry_order(run, tmp_path):
         outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
     assert set(outputs[0]) == {"README.md", "index.html", "scores.png"}
     assert outputs[0] == outputs[1] == outputs[2]
-    # the CLI path too: submit in two orders, build, compare
-    pages = []
-    for order in (entries, entries[::-1]):
-        root = tmp_path / f"root{len(pages)}"
-        for e in order:
-            path = root / "demo" / "entries" / f"{e.entry_id}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(e.to_json(), encoding="utf-8")
-        assert runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)]).exit_code == 0
-        pages.append({n: (root / "demo" / n).read_bytes() for n in ("README.md", "index.html", "scores.png")})
-    assert pages[0] == pages[1] == {n: outputs[0][n] for n in pages[0]}
+    # the CLI path: a real submitted entry, re-checked from its evidence, renders as render.build does
+    root = tmp_path / "root"
+    submit(run, "demo", root, "tiny-model")
+    assert runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)]).exit_code == 0
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    render.build(alone, "demo", [base])
+    assert {n: (root / "demo" / n).read_bytes() for n in ("README.md", "index.html")} == {
+        n: (alone / n).read_bytes() for n in ("README.md", "index.html")}
 
 
 def test_empty_leaderboard_builds(tmp_path):
@@ -427,7 +494,7 @@ def test_submission_is_never_executed_or_unpickled(run, tmp_path, monkeypatch):
     monkeypatch.setattr(yaml, "load", safe_only)
     # A pickle beside the samples and YAML-looking strings in results.json are just ignored data.
     (run / "evals" / "payload.pkl").write_bytes(pickle.dumps({"x": 1}))
-    _edit(run, lambda r: r["config"].update(note="!!python/object/apply:os.system ['touch /tmp/pwned']"))
+    _edit(run, lambda r: r.update(note="!!python/object/apply:os.system ['touch /tmp/pwned']"))
     assert submit(run, "demo", tmp_path / "boards", "tiny-model").is_file()
 
 
@@ -443,3 +510,160 @@ def test_task_yaml_is_read_with_a_safe_loader(tmp_path):
     with pytest.raises(yaml.constructor.ConstructorError):
         known_task_versions(tmp_path / "tasks")
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------- evidence and rules
+def _copy_references(share: float, only: str | None = None):
+    def change(condition: str, rows: list[dict]) -> list[dict]:
+        if only is None or condition == only:
+            for r in rows[: round(share * len(rows))]:
+                r["filtered_resps"] = [r["target"]]
+        return rows
+    return change
+
+
+def _keep_docs(ids: set[int]):
+    return lambda _condition, rows: [r for r in rows if r["doc_id"] in ids]
+
+
+FORGERIES = {
+    "reference-copying": (_copy_references(1.0), "rule 'plausibility': 100% of the hypotheses of condition"),
+    "one-mitigation-copying": (_copy_references(1.0, only="m1_topk_scripted"),
+                               "rule 'plausibility': 100% of the hypotheses of condition 'm1_topk_scripted'"),
+    "subset": (_keep_docs({0, 2, 4}), "rule 'full-test-set': "),
+    "five-sentences": (_keep_docs(set(range(5))), "rule 'full-test-set': "),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FORGERIES))
+def test_self_consistent_forgeries_are_refused_by_submit_and_by_validate(run, tmp_path, kind):
+    change, needle = FORGERIES[kind]
+    _forge(run, change)
+    root = tmp_path / "boards"
+    res = runner.invoke(app, ["submit", str(run), "-l", "demo", "--root", str(root), "-m", "forger"])
+    assert res.exit_code == 1 and f"error: {needle}" in res.output, res.output
+    if kind in ("subset", "five-sentences"):
+        assert f"the published test set of {TASK} has {N_TEST}" in res.output
+    assert not (root / "demo" / "entries").exists()
+    # a patched submit writes it anyway: the board's own check refuses it
+    path = _forged_submit(run, root, "forger")
+    res = runner.invoke(app, ["leaderboard", "validate", "demo", "--root", str(root)])
+    assert res.exit_code == 1 and f"error: demo/entries/{path.name}: {needle}" in res.output, res.output
+
+
+def test_forged_entry_with_recomputed_id_is_refused_by_validate_and_build(run, tmp_path):
+    """REAL = REGURG = 100 and D = -0.257 typed into an entry, its id recomputed: the evidence says otherwise."""
+    root = tmp_path / "boards"
+    path = submit(run, "demo", root, "tiny-model")
+    body = json.loads(path.read_text(encoding="utf-8"))
+    for cond in ("real", "regurg_scripted"):
+        body["scores"][TASK][cond]["bleu"].update(score=100.0, ci_low=100.0, ci_high=100.0, per_seed=[100.0])
+    body["degradation"][TASK]["regurg_scripted"]["bleu"]["estimate"] = -0.257
+    forged = finalize_entry(body)
+    path.unlink()
+    (path.parent / f"{forged.entry_id}.json").write_text(forged.to_json(), encoding="utf-8")
+    for command in ("validate", "build"):
+        res = runner.invoke(app, ["leaderboard", command, "demo", "--root", str(root)])
+        assert res.exit_code == 1, res.output
+        assert re.search(r"rule 'evidence': field '(degradation|scores)\.[^']*bleu[^']*' is .*, but recomputed from "
+                         r"its evidence it is", res.output), res.output
+    assert not (root / "demo" / "README.md").exists()
+
+
+def test_missing_or_altered_evidence_is_refused(run, tmp_path):
+    root = tmp_path / "boards"
+    path = submit(run, "demo", root, "tiny-model")
+    bundle = next((root / "demo" / "evidence").iterdir())
+    packed = bundle.read_bytes()
+    bundle.unlink()
+    with pytest.raises(SubmissionError, match=rf"demo/entries/{re.escape(path.name)}: rule 'evidence': the evidence "
+                                              r"demo/evidence/[0-9a-f]{64}\.jsonl\.gz is missing"):
+        validate_leaderboard(root, "demo")
+    import gzip
+
+    raw = gzip.decompress(packed).replace(b"\\u2028", b"", 1) + b"\n"  # any change at all
+    bundle.write_bytes(gzip.compress(raw))
+    with pytest.raises(SubmissionError, match="rule 'evidence': .* does not match its hash"):
+        validate_leaderboard(root, "demo")
+
+
+def test_entries_without_evidence_are_refused(tmp_path):
+    """The v1 entries (numbers only) cannot be re-checked: validate refuses them until they are re-submitted."""
+    committed = Path(__file__).parent.parent / "leaderboards" / "bible-en-es" / "entries"
+    board = tmp_path / "bible-en-es" / "entries"
+    board.mkdir(parents=True)
+    for path in committed.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["schema"] != "regurg-bench/leaderboard-entry/v1":
+            pytest.skip("the committed entries were re-submitted with their evidence")
+        shutil.copy(path, board / path.name)
+    with pytest.raises(SubmissionError, match="rule 'evidence': schema regurg-bench/leaderboard-entry/v1 entries "
+                                              "carry no evidence"):
+        validate_leaderboard(tmp_path, "bible-en-es")
+
+
+def test_contaminated_entry_is_flagged_and_never_first(run, tmp_path):
+    root = tmp_path / "boards"
+    submit(run, "demo", root, "zz-honest")
+    _forge(run, _copy_references(0.2, only="regurg_scripted"))
+    path = submit(run, "demo", root, "aa-copier")  # accepted, flagged
+    flagged = json.loads(path.read_text(encoding="utf-8"))
+    assert flagged["flags"] == ["contaminated"]
+    assert flagged["plausibility"][TASK]["regurg_scripted"]["copied_reference"] == pytest.approx(0.2, abs=0.001)
+    res = runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)])  # re-checks both
+    assert res.exit_code == 0, res.output
+    readme = (root / "demo" / "README.md").read_text(encoding="utf-8")
+    assert readme.index("| zz-honest |") < readme.index("| aa-copier | contaminated | 20.0% |")
+    page = (root / "demo" / "index.html").read_text(encoding="utf-8")
+    assert f'data-entry-id="{flagged["entry_id"]}" data-flagged="1"' in page
+
+
+def test_a_required_condition_left_out_is_refused(run):
+    def drop(r):
+        r["conditions"].pop("m3_detector_scripted")
+        r["students"].pop("m3_detector_scripted-s0")
+        r["condition_order"].remove("m3_detector_scripted")
+        for per in r["scores"].values():
+            per.pop("m3_detector_scripted")
+        for per in r["recovery"].values():
+            per.pop("m3_detector_scripted", None)
+    _edit(run, drop)
+    _rejected(run, "rule 'required-conditions': the run must score exactly the conditions its config plans; "
+                   "missing: m3_detector_scripted")
+
+
+def test_config_hash_must_be_the_recorded_configs(run):
+    _edit(run, lambda r: r["config"]["train"].update(max_steps=4))
+    _rejected(run, "rule 'required-conditions': results.json field 'config_hash' is ")
+
+
+def test_line_separators_inside_a_hypothesis_are_text(run):
+    """lm-eval writes samples with ensure_ascii=False: U+2028, U+2029 and U+0085 are characters, not line ends."""
+    def odd(condition: str, rows: list[dict]) -> list[dict]:
+        if condition == "real":
+            rows[0]["filtered_resps"] = [rows[0]["filtered_resps"][0] + "\u2028y\u2029z\u0085"]
+        return rows
+    _forge(run, odd)
+    assert "\u2028" in _samples(run).read_text(encoding="utf-8")
+    assert make_entry(run, "demo", "odd").n_test_sentences == {TASK: N_TEST}
+
+
+def test_resamples_are_bounded_and_huge_integers_are_clean_errors(run):
+    _edit(run, lambda r: r["scoring"].update(resamples=10**6))
+    _rejected(run, f"results.json: field 'scoring.resamples': Input should be less than or equal to "
+                   f"{schema.MAX_RESAMPLES}")
+    text = (run / "results.json").read_text(encoding="utf-8")
+    (run / "results.json").write_text(text.replace('"resamples": 1000000', '"resamples": 1' + "0" * 5000), "utf-8")
+    _rejected(run, "results.json: field 'scoring.resamples' is an integer of 5,001 digits: too large")
+
+
+def test_evidence_bundle_is_deterministic_and_data_only(run):
+    import gzip
+
+    res, text = load_run(run)
+    first, second = (evidence.pack(evidence.gather(run, text, res)) for _ in range(2))
+    assert first == second
+    files = evidence.unpack(gzip.decompress(first[0]), "bundle")
+    assert "results.json" in files and all(isinstance(t, str) for t in files.values())
+    samples = next(t for p, t in files.items() if "samples_" in p)  # trimmed to what verification reads
+    assert set(json.loads(samples.split("\n")[0])) == {"doc_id", "target", "filtered_resps"}

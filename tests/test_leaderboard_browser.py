@@ -21,7 +21,7 @@ from regurg_bench.leaderboard.provenance import known_task_versions, published_f
 from regurg_bench.leaderboard.render import build
 from regurg_bench.leaderboard.safe_io import write_file
 from regurg_bench.leaderboard.schema import ENTRY_SCHEMA, LeaderboardEntry
-from regurg_bench.leaderboard.submit import entries_dir, finalize_entry, validate_leaderboard
+from regurg_bench.leaderboard.submit import entries_dir, finalize_entry
 
 TASK = "regurg_mt_en-es"
 BROWSER_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -82,6 +82,8 @@ def make_entry(model: str, real_bleu: float, leaderboard: str = "demo") -> Leade
         "recovery": {TASK: {"m1_topk_apertium": {"regurg_apertium": {
             "bleu": _effect("recovery", "bleu", recovery_bleu, "ok" if recovery_bleu is not None else "no_gap"),
             "chrf": _effect("recovery", "chrf", 0.5, "not_significant")}}}},
+        "plausibility": {TASK: {c: {"copied_reference": 0.0, "copied_source": 0.0} for c in conds}},
+        "flags": [], "evidence": {"sha256": "sha256:" + "c" * 64, "files": 7, "bytes": 1000},
     }
     return finalize_entry(body)
 
@@ -94,7 +96,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, dict[str, LeaderboardEntry]]]:
     for e in entries.values():
         write_file(entries_dir(root, "demo") / f"{e.entry_id}.json", e.to_json())
     folder = entries_dir(root, "demo").parent
-    build(folder, "demo", validate_leaderboard(root, "demo"))
+    # made-up numbers have no evidence, so they are rendered directly (validate would refuse them)
+    build(folder, "demo", list(entries.values()))
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:

@@ -258,3 +258,47 @@ def test_report_command_rerenders_and_prints_the_headline(tiny_run):
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0 and (out / "report.md").is_file()
     missing = CliRunner().invoke(app, ["report", str(out / "nope")])
     assert missing.exit_code == 2 and "finished run folder" in missing.output
+
+
+def test_report_escapes_the_run_name():
+    """The run name is user text: report.md shows it literally (no raw HTML, no link), report.html escapes it."""
+    from regurg_bench.protocol.report import to_html, to_markdown
+
+    name = "<img src=x onerror=alert(1)> [click](javascript:x) *run*"
+    md = to_markdown([("h", 1, "regurg-bench protocol report: ", name)])
+    assert "<img" not in md and "](javascript" not in md and "*run*" not in md
+    assert md.startswith("# regurg-bench protocol report: &lt;img src=x onerror=alert\\(1\\)&gt; \\[click\\]")
+    page = to_html([("h", 1, "regurg-bench protocol report: ", name)], name)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_verify_rerun_reproduces_the_logged_samples_byte_for_byte(tiny_run, tmp_path):
+    """`regurg-bench verify RUN --rerun K` re-trains and re-evaluates students from the recorded config and
+    seed (CPU training is deterministic) and compares their logged samples with the recorded ones."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from regurg_bench.cli import app
+    from regurg_bench.protocol.reproduce import reproduce
+
+    _cfg, out, results, _ = tiny_run
+    res = CliRunner().invoke(app, ["verify", str(out), "--rerun", "1", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["identical"] is True
+    # M4 continues its REGURG student: that one is re-trained too, then M4 from it
+    m4 = next(n for n in results["students"] if n.startswith("m4_"))
+    said: list[str] = []
+    report = reproduce(out, students=[m4], say=said.append)
+    assert [r.student for r in report] == [m4] and report[0].identical, said
+    # an edited logged sample is caught, naming the line
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, symlinks=True)
+    samples = copy / results["students"][m4]["samples"][next(iter(results["tasks"]))]
+    lines = samples.read_text(encoding="utf-8").split("\n")
+    row = json.loads(lines[1])
+    row["filtered_resps"] = [row["target"]]
+    lines[1] = json.dumps(row, ensure_ascii=False)
+    samples.write_text("\n".join(lines), encoding="utf-8")
+    report = reproduce(copy, students=[m4], say=said.append, eval_only=True)
+    assert not report[0].identical and "line 2 (doc_id" in report[0].detail

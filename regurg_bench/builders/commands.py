@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from regurg_bench.console import print_error
+
 
 def register(app: typer.Typer) -> None:
     @app.command("build")
@@ -35,17 +37,17 @@ def register(app: typer.Typer) -> None:
         from regurg_bench.builders.config import ConfigError, load_build_config
         from regurg_bench.builders.targets import make_target_generators
 
-        console, err = Console(), Console(stderr=True)
+        console = Console()
         try:
             cfg = load_build_config(config)
             generators = make_target_generators(cfg, cache)
         except (ConfigError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            print_error(f"{exc}")
             raise typer.Exit(2) from None
         try:
             manifest = build_splits(cfg, out, generators, force=force)
         except (ValueError, NotImplementedError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            print_error(f"{exc}")
             raise typer.Exit(2) from None
         finally:
             for gen in generators.values():

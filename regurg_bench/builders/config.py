@@ -130,7 +130,8 @@ def validate_config(model: type[M], raw: dict[str, Any], where: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in err.errors())
         raise ConfigError(f"{where}: {problems}") from None
 
 

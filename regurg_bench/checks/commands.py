@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
+
+from regurg_bench.console import print_error
 
 #: The committed baseline of the small CI split (its build config lies next to it).
 DEFAULT_BASELINE = Path(__file__).parent / "baselines" / "ci_split.baseline.yaml"
@@ -92,7 +95,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
 
         def fail(message: str) -> typer.Exit:
-            err.print(f"[red]error:[/red] {message}")
+            print_error(f"{message}")
             return typer.Exit(2)
 
         baseline = baseline or DEFAULT_BASELINE
@@ -118,7 +121,7 @@ def register(app: typer.Typer) -> None:
             split = target if target is not None else Path(tmp) / "split"
             try:
                 if config is not None:
-                    err.print(f"[dim]building {config} into {split}...[/dim]")
+                    err.print(Text(f"building {config} into {split}...", style="dim"))
                     build_split(config, split, cache)
                 collected = collect_stats(split, diagnostics=diagnostics)
             except (ConfigError, SplitError, CorpusError, ValueError, NotImplementedError) as exc:

@@ -12,6 +12,8 @@ Files are read as bytes and each line is decoded on its own (UTF-8, strict), bec
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,28 @@ from regurg_bench.corpora.base import CorpusError
 _BOM = "\ufeff"
 
 
+def _not_regular(mode: int) -> str | None:
+    """What a non-regular file is (None for a regular file)."""
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a file"
+
+
 def check_file(path: Path) -> None:
-    """Fail early, with the path, when a file is missing (rather than on first iteration)."""
-    if not path.exists():
-        raise CorpusError("file does not exist", path=path)
-    if not path.is_file():
-        raise CorpusError("is not a regular file (a directory?)", path=path)
+    """Fail early, with the path, when a file is missing or is not a regular file (rather than on first
+    iteration; opening a FIFO would block until something writes to it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CorpusError("file does not exist", path=path) from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read file: {exc.strerror or exc}", path=path) from None
+    what = _not_regular(mode)
+    if what:
+        raise CorpusError(f"is not a regular file (it is {what})", path=path)
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -36,12 +54,9 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     A UTF-8 byte-order mark at the start of the file is dropped (spreadsheet exports add one).
     """
     path = Path(path)
+    check_file(path)
     try:
         handle = path.open("rb")
-    except FileNotFoundError:
-        raise CorpusError("file does not exist", path=path) from None
-    except IsADirectoryError:
-        raise CorpusError("is not a regular file (a directory?)", path=path) from None
     except OSError as exc:
         raise CorpusError(f"cannot open file: {exc.strerror or exc}", path=path) from exc
     with handle:

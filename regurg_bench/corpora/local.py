@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,25 @@ def normalize_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
+#: C0 control characters and DEL, except tab, newline and carriage return (whitespace the formats
+#: themselves handle). A NUL or an escape sequence in corpus text is a broken file, never a translation.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_controls(text: str, *, path: Path, line: int, field: str, what: str) -> None:
+    bad = _CONTROL.search(text)
+    if bad:
+        raise CorpusError(f"{what} contains the control character U+{ord(bad.group()):04X} at character "
+                          f"{bad.start() + 1} (NUL and other control characters are not text)",
+                          path=path, line=line, field=field)
+
+
 def _text_field(value: Any, *, path: Path, line: int, field: str, side: str) -> str:
     """Validate and normalise one side of a pair: it must be a non-empty string after normalising."""
     if not isinstance(value, str):
         raise CorpusError(f"{side} text must be a string, found {type(value).__name__}",
                           path=path, line=line, field=field)
+    _check_controls(value, path=path, line=line, field=field, what=f"{side} text")
     text = normalize_whitespace(value)
     if not text:
         raise CorpusError(f"empty {side} text", path=path, line=line, field=field)
@@ -51,6 +67,7 @@ def _id_value(value: Any, *, path: Path, line: int, field: str) -> str:
     if not isinstance(value, str):
         raise CorpusError(f"id must be a string or integer, found {type(value).__name__}",
                           path=path, line=line, field=field)
+    _check_controls(value, path=path, line=line, field=field, what="id")
     ident = value.strip()
     if not ident:
         raise CorpusError("empty id", path=path, line=line, field=field)
@@ -129,7 +146,7 @@ class TsvCorpus(_SingleFileCorpus):
             raise CorpusError("file is empty; expected a header line naming the columns "
                               "(or pass header=False)", path=self.path, line=1)
         columns = [name.strip() for name in self._split(header_line[1], 1)]
-        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        duplicated = sorted(c for c, n in Counter(columns).items() if n > 1)  # linear: headers can be huge
         if duplicated:
             raise CorpusError(f"header names column(s) {', '.join(map(repr, duplicated))} more than once",
                               path=self.path, line=1)

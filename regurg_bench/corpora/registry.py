@@ -24,8 +24,9 @@ def register_corpus(name: str):
     return decorate
 
 
-def get_corpus(name: str, **kwargs: Any) -> CorpusSource:
-    """Instantiate the registered source ``name`` with ``kwargs``."""
+def get_corpus(name: str, /, **kwargs: Any) -> CorpusSource:
+    """Instantiate the registered source ``name`` with ``kwargs`` (``name`` is positional-only: the hf source
+    takes a ``name=`` option of its own, the dataset config)."""
     try:
         cls = CORPUS_SOURCES[name]
     except KeyError:

@@ -32,6 +32,25 @@ def _infer_kind(path: str, src_lang: str | None) -> str:
                       + ", ".join(f"'{k}:'" for k in sorted(CORPUS_SOURCES)), path=path)
 
 
+def spec_kind(spec: str, src_lang: str | None = None) -> str:
+    """The corpus kind a spec names (``tsv``, ``jsonl``, ``bible``, ...), without opening anything."""
+    kind, sep, _rest = spec.partition(":")
+    if not sep or kind not in CORPUS_SOURCES or (len(kind) == 1 and Path(spec).exists()):
+        return _infer_kind(spec, src_lang)
+    return kind
+
+
+def header_options(spec: str, src_lang: str | None, no_header: bool) -> dict[str, Any]:
+    """``{"header": False}`` for a TSV spec when the command line says ``--no-header``; an error for
+    other kinds (the option would be silently ignored)."""
+    if not no_header:
+        return {}
+    kind = spec_kind(spec, src_lang)
+    if kind != "tsv":
+        raise CorpusError(f"--no-header applies to TSV corpora only; this spec is a {kind} corpus", path=spec)
+    return {"header": False}
+
+
 def corpus_from_spec(spec: str, src_lang: str | None = None, tgt_lang: str | None = None,
                      **options: Any) -> CorpusSource:
     """Build a corpus source from a spec string (see the module docstring)."""

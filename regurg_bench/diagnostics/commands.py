@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
+
+from regurg_bench.console import print_error
 
 
 def _parse_generated(values: list[str]) -> dict[str, Path]:
@@ -63,7 +66,7 @@ def register(app: typer.Typer) -> None:
 
         err = Console(stderr=True)
         if split_dir is None and real is None:
-            err.print("[red]error:[/red] give SPLIT_DIR, or --real FILE with --generated NAME=FILE")
+            print_error("give SPLIT_DIR, or --real FILE with --generated NAME=FILE")
             raise typer.Exit(2)
         names = [n.strip() for n in only.split(",") if n.strip()] if only else list(DEFAULT_DIAGNOSTICS)
         try:
@@ -72,9 +75,9 @@ def register(app: typer.Typer) -> None:
                                          tgt_lang=tgt_lang)
             report = diagnose(conditions, diagnostics=names, limit=limit,
                               label=str(split_dir) if split_dir is not None else str(real),
-                              progress=None if as_json else (lambda name: err.print(f"[dim]{name}...[/dim]")))
+                              progress=None if as_json else (lambda name: err.print(Text(f"{name}...", style="dim"))))
         except (CorpusError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            print_error(f"{exc}")
             raise typer.Exit(2) from None
         out_dir = out or (split_dir / "diagnostics" if split_dir is not None else Path("diagnostics"))
         json_path = report.write_json(out_dir / "diagnostics.json")
@@ -83,9 +86,9 @@ def register(app: typer.Typer) -> None:
             try:
                 png_path = report.plot(out_dir / "diagnostics.png")
             except ImportError as exc:  # matplotlib missing: the numbers still stand
-                err.print(f"[yellow]no plot:[/yellow] {exc} (pip install matplotlib)")
+                err.print(Text("no plot: ", style="yellow") + Text(f"{exc} (pip install matplotlib)"))
         if as_json:
             print(report.to_json())
             return
         report.print_table(Console())
-        err.print(f"wrote {json_path}" + (f" and {png_path}" if png_path else ""))
+        err.print(Text(f"wrote {json_path}" + (f" and {png_path}" if png_path else "")))

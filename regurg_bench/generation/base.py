@@ -254,6 +254,48 @@ def build_generator(kind: str, **options: Any) -> Generator:
     return cls(**options)
 
 
+def generator_option_problems(kind: str, options: dict[str, Any]) -> list[str]:
+    """What is wrong with ``kind`` and ``options`` (empty when nothing), checked before anything is built:
+    the kind is registered, every option is one its class takes, required ones are given, and each value
+    has the type the class's ``__init__`` annotates (``max_new_tokens: "64x"`` is an error, not a crash
+    at the first batch)."""
+    import typing
+
+    from pydantic import ConfigDict, ValidationError, create_model
+
+    import regurg_bench.generation  # noqa: F401  (registers the built-in backends)
+
+    if kind not in GENERATORS:
+        return [f"kind: unknown generator kind {kind!r}; registered: {', '.join(generator_kinds())}"]
+    cls = GENERATORS[kind]
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation this Python cannot resolve: check names only
+        hints = {}
+    spec = {n: (hints.get(n, Any), ... if p.default is inspect.Parameter.empty else p.default)
+            for n, p in params.items() if n != "self"
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    model = create_model(f"{cls.__name__}Options", __config__=ConfigDict(
+        extra="allow" if takes_any else "forbid", arbitrary_types_allowed=True), **spec)
+    try:
+        model.model_validate(options)
+    except ValidationError as err:
+        out = []
+        for e in err.errors():
+            key = ".".join(map(str, e["loc"]))
+            if e["type"] == "extra_forbidden":
+                out.append(f"options.{key}: generator {kind!r} does not take this option; it takes: "
+                           f"{', '.join(spec) or 'none'}")
+            elif e["type"] == "missing":
+                out.append(f"options.{key}: generator {kind!r} needs this option")
+            else:
+                out.append(f"options.{key}: {e['msg']} (got {e.get('input')!r})")
+        return out
+    return []
+
+
 def library_versions(*names: str) -> dict[str, str]:
     """``{name: version}`` of installed distributions (``"absent"`` when not installed)."""
     from importlib.metadata import PackageNotFoundError, version

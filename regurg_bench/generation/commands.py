@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from regurg_bench.console import print_error
+
 
 def parse_options(items: list[str]) -> dict:
     """``["model=/ckpt", "max_new_tokens=64", "engine_kwargs={\\"enforce_eager\\": true}"]`` -> dict.
@@ -42,6 +44,8 @@ def register(app: typer.Typer) -> None:
         max_attempts: Annotated[int, typer.Option(help="Tries per source before a failure is final.")] = 3,
         src_lang: Annotated[str | None, typer.Option("--src-lang", "-s", help="Source language (local formats).")] = None,
         tgt_lang: Annotated[str | None, typer.Option("--tgt-lang", "-t", help="Target language (local formats).")] = None,
+        no_header: Annotated[bool, typer.Option(
+            "--no-header", help="TSV corpora: no header line (rows are source, target or id, source, target).")] = False,
     ) -> None:
         """Translate a corpus's sources with one generator; cached, resumable, with a progress bar.
 
@@ -59,17 +63,17 @@ def register(app: typer.Typer) -> None:
         from regurg_bench.assets import cache_dir
         from regurg_bench.atomic import atomic_write
         from regurg_bench.corpora import CorpusError
-        from regurg_bench.corpora.spec import corpus_from_spec
+        from regurg_bench.corpora.spec import corpus_from_spec, header_options
         from regurg_bench.generation.base import GenerationError, build_generator
         from regurg_bench.generation.cache import GenerationCache
         from regurg_bench.generation.runner import GenerationStats, generate_targets
 
-        console, err = Console(), Console(stderr=True)
+        console = Console()
         try:
-            source = corpus_from_spec(spec, src_lang, tgt_lang)
+            source = corpus_from_spec(spec, src_lang, tgt_lang, **header_options(spec, src_lang, no_header))
             gen = build_generator(generator, **parse_options(option or []))
         except (CorpusError, KeyError, ValueError, TypeError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            print_error(f"{exc}")
             raise typer.Exit(2) from None
         pairs = source.iter_pairs()
         if limit is not None:
@@ -91,7 +95,7 @@ def register(app: typer.Typer) -> None:
                                                  "reason": result.reason, "generator_signature": signature.hash},
                                                 ensure_ascii=False) + "\n")
             except (GenerationError, CorpusError, ValueError) as exc:
-                err.print(f"[red]error:[/red] {exc}")
+                print_error(f"{exc}")
                 raise typer.Exit(2) from None
         console.print(f"{stats.pairs} pairs: {stats.cached} from cache, {stats.generated} generated "
                       f"({stats.pairs_per_second:.1f} pairs/s, {stats.tokens_per_second:.0f} tokens/s); "

@@ -47,9 +47,11 @@ def register(app: typer.Typer) -> None:
         """Check a protocol run and add it to a leaderboard as `<root>/<NAME>/entries/<entry-id>.json`.
 
         Checks: results.json schema and size, no NaN/Infinity, provenance (sacrebleu signatures, lm-eval
-        version, known task versions, the published test-set fingerprints), every score, interval, D and R
-        recomputed from the logged samples (inside RUN_DIR), and no duplicate entry. Exit 1 with the reason
-        when the run is rejected. The files are only read as JSON: nothing in a submission is executed.
+        version, known task versions, the published test-set fingerprints), the rules of a comparable entry
+        (full test set, required conditions, plausibility), every score, interval, D and R recomputed from the
+        logged samples (inside RUN_DIR), and no duplicate entry. The samples are stored beside the board as
+        the entry's evidence (`<root>/<NAME>/evidence/<sha256>.jsonl.gz`). Exit 1 with the reason (and the
+        rule) when the run is rejected. The files are only read as JSON: nothing in a submission is executed.
         """
         from regurg_bench.leaderboard.schema import SubmissionError
         from regurg_bench.leaderboard.submit import submit
@@ -80,8 +82,9 @@ def register(app: typer.Typer) -> None:
 
     @leaderboard_app.command("validate")
     def validate_cmd(name: NameArg, root: RootOpt = Path("leaderboards")) -> None:
-        """Re-check every entry file of a leaderboard (schema, names, ids, task versions, test-set fingerprints,
-        signatures, duplicates); exit 1 naming the first bad file."""
+        """Re-check every entry file of a leaderboard: rebuilt from its evidence under every rule (schema, names,
+        ids, task versions, test-set fingerprints, signatures, every number, plausibility, duplicates); exit 1
+        naming the first bad file and the rule."""
         from regurg_bench.leaderboard.schema import SubmissionError
         from regurg_bench.leaderboard.submit import validate_leaderboard
 

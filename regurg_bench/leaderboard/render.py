@@ -71,7 +71,11 @@ def columns(entries: list[LeaderboardEntry], task: str) -> list[Column]:
     regurg = sorted({c for e in entries for c, info in e.conditions.items()
                      if info.kind == "regurg" and c in e.scores.get(task, {})})
     rec = sorted({(c, b) for e in entries for c, bases in e.recovery.get(task, {}).items() for b in bases})
-    cols = [Column("model", "model", False), Column("base_model", "base model", False),
+    cols = [Column("model", "model", False), Column("flags", "flags", False,
+                                                     "contaminated: some condition reproduces its test references"),
+            Column("copied", "copied refs", True, "largest share of a condition's hypotheses identical to their "
+                                                  "reference (test-set contamination signal)"),
+            Column("base_model", "base model", False),
             Column("seeds", "seeds", False), Column("n", "test sentences", True, "test sentences scored"),
             Column("real", "REAL", True, "score of the student trained on real (human) targets, 95% CI")]
     cols += [Column(c, f"REGURG {c.removeprefix('regurg_')}", True,
@@ -88,6 +92,13 @@ def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column]) -> 
     for col in cols:
         if col.key == "model":
             cells.append(Cell(entry.model, entry.model))
+        elif col.key == "flags":
+            flags = ",".join(entry.flags)
+            cells.append(Cell(flags, flags))
+        elif col.key == "copied":
+            shares = [s.copied_reference for s in entry.plausibility.get(task, {}).values()]
+            top = max(shares, default=None)
+            cells.append(Cell(MISSING, "") if top is None else Cell(f"{100 * top:.1f}%", _num(top)))
         elif col.key == "base_model":
             cells.append(Cell(entry.base_model, entry.base_model))
         elif col.key == "seeds":
@@ -107,11 +118,13 @@ def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column]) -> 
 
 
 def ordered(entries: list[LeaderboardEntry]) -> list[LeaderboardEntry]:
-    return sorted(entries, key=lambda e: (e.model, e.entry_id))
+    """Flagged (contaminated) entries after every unflagged one: a flagged entry never takes first place."""
+    return sorted(entries, key=lambda e: (bool(e.flags), e.model, e.entry_id))
 
 
 def tables(entries: list[LeaderboardEntry]) -> list[tuple[str, str, list[Column], list[tuple[str, list[Cell]]]]]:
-    """(task, metric, columns, [(entry id, cells)]) for every task and metric any entry reports."""
+    """(task, metric, columns, [(entry id, cells)]) for every task and metric any entry reports (rows in
+    :func:`ordered` order)."""
     entries = ordered(entries)
     out = []
     for task in sorted({t for e in entries for t in e.tasks}):
@@ -133,7 +146,9 @@ INTRO = ("REAL and REGURG are corpus scores of students trained on human and on 
          "flipped for TER, so D > 0 always means real data is better). R = (S_m - S_regurg) / (S_real - S_regurg) "
          "for a mitigation m: 0 = no better than regurgitated data, 1 = as good as real data; n/a when the "
          "real-vs-regurg gap is not significant. Every number was recomputed from the run's logged lm-eval "
-         "samples when it was submitted.")
+         "samples (stored beside the entries in evidence/) at submission and again at every build. An entry "
+         "flagged contaminated has a condition whose hypotheses copy their test references (10% or more): it is "
+         "listed after every unflagged entry.")
 
 
 # ------------------------------------------------------------------------------------ Markdown
@@ -221,6 +236,9 @@ SCRIPT = """
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
+      // a flagged (contaminated) entry stays below every unflagged one, whatever the column
+      var fa = a.hasAttribute("data-flagged") ? 1 : 0, fb = b.hasAttribute("data-flagged") ? 1 : 0;
+      if (fa !== fb) { return fa - fb; }
       var x = value(a.cells[col], numeric), y = value(b.cells[col], numeric);
       if (x === null || y === null) { return (x === null ? 1 : 0) - (y === null ? 1 : 0); }
       var c = x < y ? -1 : (x > y ? 1 : 0);
@@ -273,6 +291,7 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None) -> st
     if not entries:
         parts.append(f"<p id=\"empty\">No entries yet: submit a run with <code>regurg-bench submit RUN_DIR "
                      f"--leaderboard {_e(name)}</code>.</p>")
+    flagged = {e.entry_id for e in entries if e.flags}
     for task, metric, cols, rows in tables(entries):
         table_id = f"t-{task}-{metric}".replace("+", "p")
         parts.append(f"<h2>{_e(_heading(task, metric))}</h2>")
@@ -284,7 +303,8 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None) -> st
             + f">{_e(c.label)}</th>" for c in cols) + "</tr></thead>")
         parts.append("<tbody>")
         for entry_id, cells in rows:
-            parts.append(f"<tr data-entry-id=\"{_e(entry_id)}\">"
+            flag = " data-flagged=\"1\"" if entry_id in flagged else ""
+            parts.append(f"<tr data-entry-id=\"{_e(entry_id)}\"{flag}>"
                          + "".join(_html_cell(cell, col.numeric, col.key) for cell, col in zip(cells, cols, strict=True))
                          + "</tr>")
         parts.append("</tbody></table></div>")

@@ -19,13 +19,26 @@ from regurg_bench.leaderboard.schema import SubmissionError
 class _NonFinite:
     """Stands in for a NaN/Infinity token while parsing, so the error can name its field."""
 
-    def __init__(self, token: str) -> None:
-        self.token = token
+    def __init__(self, token: str, problem: str = "non-finite numbers (NaN, Infinity) are not allowed") -> None:
+        self.token, self.problem = token, problem
+
+
+#: Integers longer than this are no count, seed or score any run writes (Python refuses > 4,300 digits
+#: with a bare ValueError; a 100-digit resample count would try to allocate the universe).
+MAX_INT_DIGITS = 20
 
 
 def _parse_float(text: str) -> float | _NonFinite:
     value = float(text)
     return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _parse_int(text: str) -> int | _NonFinite:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        return _NonFinite(f"an integer of {digits:,} digits", problem="too large (at most "
+                          f"{MAX_INT_DIGITS} digits)")
+    return int(text)
 
 
 def _no_duplicate_keys(label: str):
@@ -39,9 +52,9 @@ def _no_duplicate_keys(label: str):
     return hook
 
 
-def _find_non_finite(obj: Any, path: str = "") -> tuple[str, str] | None:
+def _find_non_finite(obj: Any, path: str = "") -> tuple[str, _NonFinite] | None:
     if isinstance(obj, _NonFinite):
-        return path or "(top level)", obj.token
+        return path or "(top level)", obj
     if isinstance(obj, dict):
         items = obj.items()
     elif isinstance(obj, list):
@@ -64,18 +77,20 @@ def loads_strict(text: str, label: str, allow_non_finite: bool = False) -> Any:
     """
     try:
         if allow_non_finite:
-            return json.loads(text)
-        data = json.loads(text, parse_constant=_NonFinite, parse_float=_parse_float,
-                          object_pairs_hook=_no_duplicate_keys(label))
-    except json.JSONDecodeError as err:
+            data = json.loads(text, parse_int=_parse_int)
+        else:
+            data = json.loads(text, parse_constant=_NonFinite, parse_float=_parse_float, parse_int=_parse_int,
+                              object_pairs_hook=_no_duplicate_keys(label))
+    except SubmissionError:
+        raise
+    except ValueError as err:  # JSONDecodeError, or a number Python cannot convert
         raise SubmissionError(f"{label}: not valid JSON ({err})") from None
     except RecursionError:
         raise SubmissionError(f"{label}: JSON nested too deeply") from None
     found = _find_non_finite(data)
     if found:
-        field, token = found
-        raise SubmissionError(f"{label}: field '{field}' is {token}: non-finite numbers (NaN, Infinity) "
-                              "are not allowed")
+        field, bad = found
+        raise SubmissionError(f"{label}: field '{field}' is {bad.token}: {bad.problem}")
     return data
 
 

@@ -1,4 +1,4 @@
-"""The leaderboard entry (schema ``regurg-bench/leaderboard-entry/v1``) and the part of a run's
+"""The leaderboard entry (schema ``regurg-bench/leaderboard-entry/v2``) and the part of a run's
 ``results.json`` a submission reads, as strict pydantic models.
 
 An entry is data only: numbers, strings and hashes, no timestamps (the same run gives the same bytes).
@@ -22,7 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v1"
+from regurg_bench.scoring.bootstrap import MAX_RESAMPLES  # one bound for configs and entries
+
+ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v2"
+#: v1 entries carried numbers only; v2 entries carry the evidence they are recomputed from
+OLD_ENTRY_SCHEMAS = ("regurg-bench/leaderboard-entry/v1",)
 RESULTS_SCHEMA = "regurg-bench/results/v1"
 
 #: Size limits: a submission is read into memory, so it must be small (a full 4-direction run with
@@ -118,15 +122,31 @@ class Fingerprint(_Strict):
 
 
 class Scoring(_Strict):
-    resamples: int = Field(gt=0)
+    resamples: int = Field(gt=0, le=MAX_RESAMPLES)
     level: float = Field(gt=0.0, lt=1.0)
     seed: int
+
+
+class Evidence(_Strict):
+    """The evidence bundle an entry is recomputed from: ``<board>/evidence/<hex>.jsonl.gz`` (see
+    :mod:`regurg_bench.leaderboard.evidence`), named by the sha256 of its uncompressed bytes."""
+
+    sha256: Hash
+    files: int = Field(gt=0)
+    bytes: int = Field(gt=0)
+
+
+class CopyShares(_Strict):
+    """Shares of a condition's hypotheses identical to their reference and to their source."""
+
+    copied_reference: float = Field(ge=0.0, le=1.0)
+    copied_source: float = Field(ge=0.0, le=1.0)
 
 
 class LeaderboardEntry(_Strict):
     """One submitted run on one leaderboard."""
 
-    schema_id: Literal["regurg-bench/leaderboard-entry/v1"] = Field(alias="schema")
+    schema_id: Literal["regurg-bench/leaderboard-entry/v2"] = Field(alias="schema")
     entry_id: Name
     leaderboard: Name
     model: Name
@@ -150,6 +170,11 @@ class LeaderboardEntry(_Strict):
     degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
     #: task -> mitigated condition -> regurg baseline -> metric -> R
     recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
+    #: task -> condition -> copy shares (plausibility signals)
+    plausibility: dict[Name, dict[Name, CopyShares]]
+    #: "contaminated": a condition copies its references at the flag level (ranked after unflagged entries)
+    flags: list[Literal["contaminated"]] = []
+    evidence: Evidence
 
     @model_validator(mode="after")
     def _every_task_scored(self) -> LeaderboardEntry:
@@ -190,7 +215,7 @@ class RunStudent(_Lenient):
 
 
 class RunScoring(_Lenient):
-    resamples: int = Field(gt=0)
+    resamples: int = Field(gt=0, le=MAX_RESAMPLES)
     level: float = Field(gt=0.0, lt=1.0)
     seed: int
 
@@ -232,6 +257,7 @@ class RunResults(_Lenient):
     sacrebleu_signatures: dict[str, str] = {}
     test_set_fingerprints: dict[Name, RunFingerprint] = {}
     scoring: RunScoring
+    resolved: dict[str, Any] | None = None
     data: RunData = RunData()
     conditions: dict[Name, RunCondition]
     #: the order the protocol scored the conditions in (the bootstrap draws seeds in that order)

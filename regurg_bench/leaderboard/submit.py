@@ -1,9 +1,12 @@
 """Turn a finished run folder into a checked leaderboard entry, and re-check entry files.
 
-``submit``: read ``RUN_DIR/results.json`` (size-limited, strict JSON, schema-checked), check its
-provenance (:mod:`.provenance`), recompute every claimed number from the logged samples
-(:mod:`.verify`), refuse duplicates, then write ``<root>/<leaderboard>/entries/<entry-id>.json``
-atomically. The entry id is ``<model>-<first 12 hex digits of the entry's content hash>``: the same
+``submit``: read ``RUN_DIR/results.json`` (size-limited, strict JSON, schema-checked), gather the files
+its numbers come from into an evidence bundle (:mod:`.evidence`), and build the entry *from that
+bundle*: provenance and the rules of a comparable entry (:mod:`.rules`), every claimed number
+recomputed from the logged samples (:mod:`.verify`), duplicates refused; then write the bundle to
+``<root>/<leaderboard>/evidence/<sha256>.jsonl.gz`` and the entry to
+``<root>/<leaderboard>/entries/<entry-id>.json``, atomically. ``leaderboard validate`` rebuilds every
+entry from its bundle the same way and rejects any difference. The entry id is ``<model>-<first 12 hex digits of the entry's content hash>``: the same
 run submitted twice gives the same id and the same bytes.
 """
 
@@ -16,11 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from regurg_bench.leaderboard import schema
+from regurg_bench.leaderboard import evidence, schema
+from regurg_bench.leaderboard.evidence import RunFiles
 from regurg_bench.leaderboard.provenance import check_provenance, version_str
-from regurg_bench.leaderboard.safe_io import inside, read_json, write_file
+from regurg_bench.leaderboard.rules import check_required_conditions, plausibility_flags, violation
+from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json, write_file
 from regurg_bench.leaderboard.schema import (
     ENTRY_SCHEMA,
+    OLD_ENTRY_SCHEMAS,
     LeaderboardEntry,
     RunResults,
     SubmissionError,
@@ -37,19 +43,24 @@ def entries_dir(root: str | Path, leaderboard: str) -> Path:
     return Path(root) / check_name("leaderboard", leaderboard) / "entries"
 
 
-def load_run(run_dir: str | Path) -> RunResults:
-    """``RUN_DIR/results.json``, size-limited, strictly parsed and schema-checked."""
+def _parse_results(text: str, label: str = "results.json") -> RunResults:
+    data = loads_strict(text, label)
+    if not isinstance(data, dict):
+        raise SubmissionError(f"{label}: not a JSON object")
+    try:
+        return RunResults.model_validate(data)
+    except ValidationError as err:
+        raise SubmissionError(describe_validation_error(err, label)) from None
+
+
+def load_run(run_dir: str | Path) -> tuple[RunResults, str]:
+    """``RUN_DIR/results.json``, size-limited, strictly parsed and schema-checked, with its text."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SubmissionError(f"{run_dir}: no such run folder")
     path = inside(run_dir, "results.json", "results.json")
-    data = read_json(path, schema.MAX_RESULTS_BYTES, "results.json")
-    if not isinstance(data, dict):
-        raise SubmissionError("results.json: not a JSON object")
-    try:
-        return RunResults.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, "results.json")) from None
+    text = read_bounded(path, schema.MAX_RESULTS_BYTES, "results.json")
+    return _parse_results(text), text
 
 
 def entry_digest(body: dict[str, Any]) -> str:
@@ -70,20 +81,27 @@ def finalize_entry(body: dict[str, Any]) -> LeaderboardEntry:
     return draft.model_copy(update={"entry_id": f"{draft.model}-{entry_digest(dumped)[:12]}"})
 
 
-def make_entry(run_dir: str | Path, leaderboard: str, model_name: str | None = None) -> LeaderboardEntry:
-    """Check a run folder and build its entry; raise :class:`SubmissionError` naming what is wrong."""
+def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | None,
+                        evidence_ref: dict[str, Any]) -> LeaderboardEntry:
+    """Check the run that ``files`` hold against every rule and build its entry (``submit`` and
+    ``leaderboard validate`` both come here, so a stored entry is what its evidence gives, or nothing)."""
     check_name("leaderboard", leaderboard)
-    run_dir = Path(run_dir)
-    res = load_run(run_dir)
+    res = _parse_results(files.text("results.json", schema.MAX_RESULTS_BYTES, "results.json"))
     if model_name is None and schema.name_problem(res.name):
         raise SubmissionError(f"run name {res.name!r} cannot be the model name ({schema.name_problem(res.name)}): "
                               "pass --model-name")
     model = check_name("model", model_name if model_name is not None else res.name)
     metrics = list(res.scores.get(res.tasks[0], {}).get("real", {}))
-    check_provenance(label="results.json", tasks=res.tasks, metrics=metrics, lm_eval_version=res.lm_eval_version,
-                     task_versions=res.task_versions, signatures=res.sacrebleu_signatures,
-                     fingerprints={t: fp.model_dump() for t, fp in res.test_set_fingerprints.items()})
-    n_sentences = verify_numbers(run_dir, res)
+    try:
+        check_provenance(label="results.json", tasks=res.tasks, metrics=metrics, lm_eval_version=res.lm_eval_version,
+                         task_versions=res.task_versions, signatures=res.sacrebleu_signatures,
+                         fingerprints={t: fp.model_dump() for t, fp in res.test_set_fingerprints.items()})
+    except SubmissionError as err:
+        raise violation("same-task-and-signatures", str(err)) from None
+    check_required_conditions(res.config, {c: info.model_dump() for c, info in res.conditions.items()},
+                              res.config_hash, res.resolved)
+    verified = verify_numbers(files, res)
+    flags = plausibility_flags(verified.plausibility)
     real = sorted((n, s) for n, s in res.students.items() if s.condition == "real")
     base_model = real[0][1].base_model if real and real[0][1].base_model else str(
         (res.config.get("train") or {}).get("base_model", "unknown"))
@@ -102,18 +120,39 @@ def make_entry(run_dir: str | Path, leaderboard: str, model_name: str | None = N
         "lm_eval_version": res.lm_eval_version,
         "sacrebleu_signatures": {m: res.sacrebleu_signatures[m] for m in metrics},
         "test_set_fingerprints": {t: res.test_set_fingerprints[t].model_dump() for t in tasks},
-        "n_test_sentences": n_sentences,
+        "n_test_sentences": verified.n_sentences,
         "metrics": metrics,
         "scoring": res.scoring.model_dump(),
-        "conditions": {c: info.model_dump() for c, info in res.conditions.items()},
+        "conditions": {c: info.model_dump(exclude={"size"}) for c, info in res.conditions.items()},
         "scores": {t: {c: {m: {"score": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "per_seed": s.per_seed}
                            for m, s in per.items()} for c, per in res.scores[t].items()} for t in tasks},
         "degradation": {t: {c: {m: e.model_dump() for m, e in per.items()}
                             for c, per in res.degradation.get(t, {}).items()} for t in tasks},
         "recovery": {t: {c: {b: {m: e.model_dump() for m, e in per.items()} for b, per in bases.items()}
                          for c, bases in res.recovery.get(t, {}).items()} for t in tasks},
+        "plausibility": verified.plausibility,
+        "flags": flags,
+        "evidence": evidence_ref,
     }
     return finalize_entry(body)
+
+
+def prepare(run_dir: str | Path, leaderboard: str, model_name: str | None = None
+            ) -> tuple[LeaderboardEntry, bytes]:
+    """Gather a run folder's evidence and build its entry from that evidence: (entry, gzipped bundle)."""
+    check_name("leaderboard", leaderboard)
+    run_dir = Path(run_dir)
+    res, text = load_run(run_dir)
+    files = evidence.gather(run_dir, text, res)
+    packed, digest, size = evidence.pack(files)
+    entry = entry_from_evidence(evidence.BundleFiles(files, "bundle"), leaderboard, model_name,
+                                {"sha256": digest, "files": len(files), "bytes": size})
+    return entry, packed
+
+
+def make_entry(run_dir: str | Path, leaderboard: str, model_name: str | None = None) -> LeaderboardEntry:
+    """Check a run folder and build its entry; raise :class:`SubmissionError` naming what is wrong."""
+    return prepare(run_dir, leaderboard, model_name)[0]
 
 
 def _same_result(a: LeaderboardEntry, b: LeaderboardEntry) -> bool:
@@ -122,12 +161,12 @@ def _same_result(a: LeaderboardEntry, b: LeaderboardEntry) -> bool:
 
 def submit(run_dir: str | Path, leaderboard: str, root: str | Path = DEFAULT_ROOT,
            model_name: str | None = None) -> Path:
-    """Check ``run_dir`` and write its entry file; return the file's path."""
-    entry = make_entry(run_dir, leaderboard, model_name)
+    """Check ``run_dir``, store its evidence and write its entry file; return the entry file's path."""
+    entry, packed = prepare(run_dir, leaderboard, model_name)
     folder = entries_dir(root, leaderboard)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            other = read_entry(path, leaderboard)
+            other = read_entry(path, leaderboard, recheck=False)
         except SubmissionError:
             continue  # a broken entry is `leaderboard validate`'s business, not a reason to refuse this one
         if _same_result(entry, other):
@@ -136,18 +175,40 @@ def submit(run_dir: str | Path, leaderboard: str, root: str | Path = DEFAULT_ROO
     target = folder / f"{entry.entry_id}.json"
     if target.exists():
         raise SubmissionError(f"duplicate entry: {target} already exists")
+    evidence.store(folder.parent, packed, entry.evidence.sha256)
     write_file(target, entry.to_json())
     return target
 
 
-def read_entry(path: Path, leaderboard: str) -> LeaderboardEntry:
-    """Read and fully re-check one entry file of ``leaderboard`` (schema, name, id, provenance)."""
+def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first (field, stored, recomputed) where two JSON values differ, in sorted key order."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else (path or "(entry)", a, b)
+
+
+def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> LeaderboardEntry:
+    """Read and fully re-check one entry file of ``leaderboard``: schema, name, id, and (``recheck``) every
+    number rebuilt from its evidence under every rule."""
     label = f"{leaderboard}/entries/{path.name}"
     if path.is_symlink():
         raise SubmissionError(f"{label}: entry files must be plain files, not symlinks")
     data = read_json(path, schema.MAX_ENTRY_BYTES, label)
     if not isinstance(data, dict):
         raise SubmissionError(f"{label}: not a JSON object")
+    if data.get("schema") in OLD_ENTRY_SCHEMAS:
+        raise SubmissionError(f"{label}: rule 'evidence': schema {data['schema']} entries carry no evidence, so "
+                              f"their numbers cannot be re-checked; submit the run again ({ENTRY_SCHEMA})")
     try:
         entry = LeaderboardEntry.model_validate(data)
     except ValidationError as err:
@@ -161,10 +222,20 @@ def read_entry(path: Path, leaderboard: str) -> LeaderboardEntry:
     if entry.entry_id != expected:
         raise SubmissionError(f"{label}: its content does not match its entry id {entry.entry_id!r} (expected "
                               f"{expected!r}): edited by hand after submission?")
-    check_provenance(label=label, tasks=list(entry.tasks), metrics=list(entry.metrics),
-                     lm_eval_version=entry.lm_eval_version, task_versions=dict(entry.task_versions),
-                     signatures=dict(entry.sacrebleu_signatures),
-                     fingerprints={t: fp.model_dump() for t, fp in entry.test_set_fingerprints.items()})
+    if not recheck:
+        return entry
+    files = evidence.load(path.parent.parent, entry.evidence.sha256, label)
+    try:
+        rebuilt = entry_from_evidence(evidence.BundleFiles(files, entry.evidence.sha256), leaderboard, entry.model,
+                                      entry.evidence.model_dump())
+    except SubmissionError as err:
+        raise SubmissionError(f"{label}: {err}") from None
+    stored, again = entry.model_dump(mode="json", by_alias=True), rebuilt.model_dump(mode="json", by_alias=True)
+    diff = _first_difference(stored, again)
+    if diff:
+        field, claimed, recomputed = diff
+        raise SubmissionError(f"{label}: rule 'evidence': field '{field}' is {claimed!r}, but recomputed from its "
+                              f"evidence it is {recomputed!r}")
     return entry
 
 

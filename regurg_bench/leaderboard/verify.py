@@ -1,8 +1,8 @@
 """Recompute a run's claimed numbers from its logged lm-eval samples.
 
 For every task: the hypotheses (``filtered_resps[0]``) and references (``target``) of every student
-are read from its samples file (inside the run folder, size-limited); the references must be the
-published test set's (same ``doc_id`` -> same sentence), and lm-eval's own results file must report
+are read from its samples file (from the run folder or an evidence bundle, size-limited); the logged
+doc ids must be the whole published test set (rule ``full-test-set``) and the references its sentences, and lm-eval's own results file must report
 the same per-seed scores and record the same task version, lm-eval version and signatures. Then, as
 the protocol does (:func:`regurg_bench.protocol.report.score_run`): each seed's corpus score, the
 paired bootstrap intervals, degradation D and recovery R. Any claimed number that differs is an error
@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from regurg_bench.leaderboard import schema
+from regurg_bench.leaderboard.evidence import RunFiles, split_jsonl
 from regurg_bench.leaderboard.provenance import version_str
-from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json
+from regurg_bench.leaderboard.rules import check_full_test_set, copy_shares
+from regurg_bench.leaderboard.safe_io import loads_strict
 from regurg_bench.leaderboard.schema import RunResults, SubmissionError
 
 #: Claimed and recomputed numbers must agree to this (relative and absolute) tolerance: the same
@@ -57,11 +59,11 @@ def _dig(data: Any, *keys: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_samples(run_dir: Path, rel: str, label: str) -> tuple[list[int], list[str], list[str]]:
+def read_samples(files: RunFiles, rel: str, label: str) -> tuple[list[int], list[str], list[str]]:
     """(doc ids, hypotheses, references) of one lm-eval samples file, ordered by ``doc_id``."""
-    text = read_bounded(inside(run_dir, rel, label), schema.MAX_SAMPLES_BYTES, f"{label} ({rel})")
+    text = files.text(rel, schema.MAX_SAMPLES_BYTES, label)
     rows = []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(split_jsonl(text), 1):  # "\n" only: U+2028 may sit inside a hypothesis
         if not line.strip():
             continue
         row = loads_strict(line, f"{rel}:{i}", allow_non_finite=True)  # lm-eval's file; only strings are used
@@ -80,20 +82,21 @@ def read_samples(run_dir: Path, rel: str, label: str) -> tuple[list[int], list[s
     return ids, [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
 
 
-def _published_references(task: str) -> list[str]:
-    """The published test set's references of ``task`` (an embedded direction), in document order."""
+def _published_pairs(task: str) -> tuple[list[str], list[str]]:
+    """The published test set of ``task`` (an embedded direction): (sources, references), in document order."""
     from regurg_bench.corpora.bible import load_bible_pairs
     from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
 
     for direction in EMBEDDED_DIRECTIONS:
         if task_name(direction) == task:
-            return [p.target for p in load_bible_pairs(direction, "test")]
+            pairs = load_bible_pairs(direction, "test")
+            return [p.source for p in pairs], [p.target for p in pairs]
     raise SubmissionError(f"task {task!r}: its test set is not one this leaderboard can check")
 
 
-def _lm_eval_results(run_dir: Path, rel: str, field: str) -> dict[str, Any]:
-    path = inside(run_dir, rel, f"results.json: field '{field}'")
-    data = read_json(path, schema.MAX_LM_EVAL_RESULTS_BYTES, rel, allow_non_finite=True)
+def _lm_eval_results(files: RunFiles, rel: str, field: str) -> dict[str, Any]:
+    text = files.text(rel, schema.MAX_LM_EVAL_RESULTS_BYTES, f"results.json: field '{field}'")
+    data = loads_strict(text, rel, allow_non_finite=True)
     if not isinstance(data, dict):
         raise SubmissionError(f"{rel}: not an lm-eval results JSON object")
     return data
@@ -149,12 +152,16 @@ def _task_metrics(res: RunResults, task: str) -> list[str]:
     return metrics
 
 
-def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
-                  ) -> tuple[dict[str, list[list[str]]], list[str]]:
-    """{condition: [hypotheses of each seed, by seed]} and the shared references, all checked."""
-    from regurg_bench.evaluation.signatures import corpus_score
+#: (condition, seed, lm-eval results file, its parsed content) of every student
+Reported = list[tuple[str, int, str, dict[str, Any]]]
 
-    published = _published_references(task)
+
+def _task_outputs(files: RunFiles, res: RunResults, task: str
+                  ) -> tuple[dict[str, list[list[str]]], list[str], list[str], Reported]:
+    """{condition: [hypotheses of each seed, by seed]}, the shared references and their sources, and what
+    each student's lm-eval results file reports; references and versions checked."""
+    reported: Reported = []
+    sources, published = _published_pairs(task)
     per_cond: dict[str, list[tuple[int, list[str]]]] = {}
     refs: list[str] | None = None
     doc_ids: list[int] | None = None
@@ -164,10 +171,9 @@ def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
         if task not in s.samples:
             raise SubmissionError(f"results.json: field '{field}' is missing")
         rel = s.samples[task]
-        ids, hyps, r = read_samples(run_dir, rel, f"results.json: field '{field}'")
+        ids, hyps, r = read_samples(files, rel, f"results.json: field '{field}'")
         if doc_ids is None:
-            if ids[0] < 0 or ids[-1] >= len(published):
-                raise SubmissionError(f"{rel}: doc_id out of range for the published test set")
+            check_full_test_set(rel, ids, len(published), task)
             for doc_id, got in zip(ids, r, strict=True):
                 if got != published[doc_id]:
                     raise SubmissionError(f"{rel}: the reference of doc_id {doc_id} is not the published test "
@@ -176,18 +182,25 @@ def _task_outputs(run_dir: Path, res: RunResults, task: str, metrics: list[str]
         elif ids != doc_ids or r != refs:
             raise SubmissionError(f"{rel}: its documents or references differ from the other students' (every "
                                   "student must be evaluated on the same sentences)")
-        lm_eval = _lm_eval_results(run_dir, s.results_file, f"students.{name}.results_file")
+        lm_eval = _lm_eval_results(files, s.results_file, f"students.{name}.results_file")
         _check_lm_eval_file(lm_eval, s.results_file, task, res)
-        for metric in metrics:
-            got = corpus_score(metric, hyps, r)
-            reported = _dig(lm_eval, "results", task, f"{metric},none")
-            if not (isinstance(reported, int | float) and not isinstance(reported, bool)
-                    and _close(float(reported), got)):
-                raise SubmissionError(f"{s.results_file}: lm-eval reports {metric} = {reported!r} for {task}, but "
-                                      f"its logged samples give {got!r}")
+        reported.append((s.condition, s.seed, s.results_file, lm_eval))
         per_cond.setdefault(s.condition, []).append((s.seed, hyps))
-    assert refs is not None  # students is non-empty (schema)
-    return {c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in per_cond.items()}, refs
+    assert refs is not None and doc_ids is not None  # students is non-empty (schema)
+    return ({c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in per_cond.items()}, refs,
+            [sources[i] for i in doc_ids], reported)
+
+
+def _check_reported(reported: Reported, task: str, metric: str, per_seed: dict[str, list[float]],
+                    seeds: dict[str, list[int]]) -> None:
+    """lm-eval's own per-student score equals the one recomputed from the logged samples (the bootstrap's
+    per-seed corpus score: the same sacrebleu statistics, summed)."""
+    for cond, seed, rel, lm_eval in reported:
+        got = per_seed[cond][seeds[cond].index(seed)]
+        value = _dig(lm_eval, "results", task, f"{metric},none")
+        if not (isinstance(value, int | float) and not isinstance(value, bool) and _close(float(value), got)):
+            raise SubmissionError(f"{rel}: lm-eval reports {metric} = {value!r} for {task}, but its logged samples "
+                                  f"give {got!r}")
 
 
 def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[str, Any], hint: str) -> None:
@@ -198,7 +211,7 @@ def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[
 
 
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
-                   refs: list[str]) -> None:
+                   refs: list[str], reported: Reported) -> None:
     """Per-seed scores, means, intervals, D and R: recomputed with the protocol's own functions."""
     from regurg_bench.scoring import paired_bootstrap
     from regurg_bench.scoring.bootstrap import percentile_interval
@@ -217,6 +230,8 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
     hyps = {c: hyps[c] for c in order}
     for metric in metrics:
         bs = paired_bootstrap(metric, hyps, refs, n=sc.resamples, seed=sc.seed)
+        _check_reported(reported, task, metric, bs.per_seed,
+                        {c: sorted(seed for c2, seed, _, _ in reported if c2 == c) for c in order})
         for cond in order:
             row, base = claimed[cond][metric], f"scores.{task}.{cond}.{metric}"
             if len(row.per_seed) != len(bs.per_seed[cond]):
@@ -267,21 +282,30 @@ def _check_complete(res: RunResults, task: str, metrics: list[str]) -> None:
             raise SubmissionError(f"results.json: field '{what}' must give every metric ({', '.join(metrics)})")
 
 
-def verify_numbers(run_dir: Path, res: RunResults) -> dict[str, int]:
-    """Check every claimed score, interval, D and R of ``res`` against the logged samples in ``run_dir``.
+@dataclass(frozen=True)
+class Verified:
+    """What verification measured besides checking the claims: test sentences and copy shares per task."""
 
-    Returns the number of test sentences per task; raises :class:`SubmissionError` at the first difference.
-    """
+    n_sentences: dict[str, int]
+    #: task -> condition -> {"copied_reference": share, "copied_source": share}
+    plausibility: dict[str, dict[str, dict[str, float]]]
+
+
+def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
+    """Check every claimed score, interval, D and R of ``res`` against the logged samples in ``files``
+    (a run folder or an evidence bundle); raise :class:`SubmissionError` at the first difference."""
     _check_matrix(res)
     n_sentences: dict[str, int] = {}
+    plausibility: dict[str, dict[str, dict[str, float]]] = {}
     for task in res.tasks:
         metrics = _task_metrics(res, task)
-        hyps, refs = _task_outputs(run_dir, res, task, metrics)
+        hyps, refs, sources, reported = _task_outputs(files, res, task)
         check = res.checks.get(task)
         if check is None or check.n_test_sentences != len(refs):
             raise _mismatch(f"checks.{task}.n_test_sentences", check and check.n_test_sentences, len(refs),
                             SAMPLES_SOURCE)
-        _check_effects(res, task, metrics, hyps, refs)
+        _check_effects(res, task, metrics, hyps, refs, reported)
         _check_complete(res, task, metrics)
         n_sentences[task] = len(refs)
-    return n_sentences
+        plausibility[task] = {c: copy_shares(hyps[c], refs, sources) for c in sorted(hyps)}
+    return Verified(n_sentences, plausibility)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from regurg_bench.console import print_error
 
 
 def register(app: typer.Typer) -> None:
@@ -39,10 +40,9 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from regurg_bench.builders.config import ConfigError
-        from regurg_bench.protocol.config import load_protocol_config, preset_path
+        from regurg_bench.protocol.config import check_config, load_protocol_config, preset_path
         from regurg_bench.protocol.run import run_protocol
 
-        err = Console(stderr=True)
         logging.basicConfig(level=logging.WARNING)
         try:
             if preset and config:
@@ -55,8 +55,9 @@ def register(app: typer.Typer) -> None:
                 changes["eval.backend"] = backend
             if changes:
                 cfg = cfg.with_overrides(**changes)
+            check_config(cfg, str(config or f"preset {preset or 'default'}"))  # before any work, --dry-run too
         except ConfigError as e:
-            err.print(f"[red]error:[/red] {e}")
+            print_error(f"{e}")
             raise typer.Exit(2) from None
         folder = out or Path("runs") / "protocol" / cfg.name
         results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress)
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
         path = run_dir / "results.json"
         if not path.is_file():
-            Console(stderr=True).print(f"[red]error:[/red] {path}: no results.json (is this a finished run folder?)")
+            print_error(f"{path}: no results.json (is this a finished run folder?)")
             raise typer.Exit(2)
         results = json.loads(path.read_text(encoding="utf-8"))
         if headline:
@@ -89,3 +90,27 @@ def register(app: typer.Typer) -> None:
         write_reports(results, run_dir)
         print(f"report: {run_dir / 'report.md'}")
 
+
+    @app.command("verify")
+    def verify_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="A finished `regurg-bench run` folder.")],
+        rerun: Annotated[int, typer.Option("--rerun", "-k", min=1, help="Students to re-train and re-evaluate.")] = 1,
+        seed: Annotated[int, typer.Option("--seed", help="Seeds the choice of students.")] = 0,
+        eval_only: Annotated[bool, typer.Option("--eval-only", help="Re-evaluate the run's own checkpoints "
+                                                                    "instead of re-training (published checkpoints).")
+                             ] = False,
+    ) -> None:
+        """Reproduce K randomly chosen students of a run from its recorded config and seed: re-train them
+        (CPU training is deterministic), re-evaluate them, and check that their logged lm-eval samples are
+        the recorded ones byte for byte. Exit 1 when any differs."""
+        from regurg_bench.protocol.reproduce import ReproductionError, reproduce, summary
+
+        try:
+            report = reproduce(run_dir, rerun, seed, eval_only=eval_only)
+        except ReproductionError as e:
+            print_error(e)
+            raise typer.Exit(2) from None
+        result = summary(report)
+        print(json.dumps(result))
+        if not result["identical"]:
+            raise typer.Exit(1)

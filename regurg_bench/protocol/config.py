@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
+from regurg_bench.scoring.bootstrap import MAX_RESAMPLES
 
 
 class _Strict(BaseModel):
@@ -82,7 +83,7 @@ class Mitigations(_Strict):
 
 class ScoringConfig(_Strict):
     metrics: list[Literal["bleu", "chrf", "ter"]] = ["bleu", "chrf", "ter"]
-    resamples: int = Field(1000, ge=10)
+    resamples: int = Field(1000, ge=10, le=MAX_RESAMPLES)
     level: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
 
@@ -99,7 +100,7 @@ class ProtocolConfig(_Strict):
     @field_validator("train")
     @classmethod
     def _train_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from regurg_bench.training.config import TrainConfig
+        from regurg_bench.training.config import TrainConfig, train_config_problems
 
         known = {f.name for f in fields(TrainConfig)}
         unknown = sorted(set(overrides) - known)
@@ -108,7 +109,10 @@ class ProtocolConfig(_Strict):
         owned = sorted(set(overrides) & PROTOCOL_OWNED_TRAIN_FIELDS)
         if owned:
             raise ValueError(f"train keys {owned} are set by the protocol per student")
-        TrainConfig(split="x", out="x", **overrides)  # type errors surface now, not after the build
+        # the typed model `regurg-bench train` uses: type errors surface now, not after the build
+        problems = train_config_problems({"split": "x", "out": "x", **overrides}, prefix="train.")
+        if problems:
+            raise ValueError("; ".join(problems))
         return overrides
 
     @field_validator("seeds")
@@ -158,6 +162,42 @@ class ProtocolConfig(_Strict):
                 node = node.setdefault(key, {})
             node[leaf] = value
         return _validate(data, "<overrides>")
+
+
+def config_problems(cfg: ProtocolConfig) -> list[str]:
+    """What the schema cannot see, checked before any work starts (each problem names its key): the
+    corpus spec resolves, every generator kind exists and its options type-check, every base model
+    (``train.base_model``, a teacher's ``checkpoint``) is one the trainer can load."""
+    from regurg_bench.corpora.base import CorpusError
+    from regurg_bench.corpora.spec import corpus_from_spec
+    from regurg_bench.generation.base import generator_option_problems
+    from regurg_bench.training.config import base_model_problem
+
+    problems: list[str] = []
+    b = cfg.build
+    try:
+        corpus_from_spec(b.corpus, b.src_lang, b.tgt_lang, **b.corpus_options)
+    except (CorpusError, KeyError, ValueError, TypeError, OSError) as err:
+        problems.append(f"build.corpus: {b.corpus!r} does not resolve: {err}")
+    for name, gen in b.generators.items():
+        problems += [f"build.generators.{name}.{p}" for p in generator_option_problems(gen.kind, dict(gen.options))]
+        if gen.kind == "teacher" and isinstance(gen.options.get("checkpoint"), str):
+            bad = base_model_problem(gen.options["checkpoint"])
+            if bad:
+                problems.append(f"build.generators.{name}.options.checkpoint: {bad}")
+    base = cfg.train.get("base_model", "scratch:tiny")
+    bad = base_model_problem(str(base))
+    if bad:
+        problems.append(f"train.base_model: {bad}")
+    return problems
+
+
+def check_config(cfg: ProtocolConfig, where: str = "config") -> ProtocolConfig:
+    """``cfg`` if :func:`config_problems` finds nothing, else a :class:`ConfigError` listing every problem."""
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return cfg
 
 
 def _validate(raw: dict[str, Any], where: str) -> ProtocolConfig:

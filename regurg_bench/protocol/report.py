@@ -10,6 +10,7 @@ plots every condition's score with its 95% interval.
 from __future__ import annotations
 
 import html
+import re
 import json
 import math
 from pathlib import Path
@@ -298,10 +299,11 @@ def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, di
 
 # ---------------------------------------------------------------------------------------- render
 def blocks(results: dict[str, Any]) -> list[tuple]:
-    """The report as blocks: ("h", level, text) | ("p", text) | ("table", header, rows) | ("img", path)."""
+    """The report as blocks: ("h", level, text[, user text]) | ("p", text) | ("table", header, rows) | ("img", path)."""
     metrics = results["config"]["scoring"]["metrics"]
     level = int(results["scoring"]["level"] * 100)
-    b: list[tuple] = [("h", 1, f"regurg-bench protocol report: {results['name']}"),
+    # the run name is user text: a 4th element, escaped by each renderer
+    b: list[tuple] = [("h", 1, "regurg-bench protocol report: ", str(results["name"])),
                       ("p", f"Config hash `{results['config_hash']}`; lm-eval {results['lm_eval_version']}; "
                             f"tasks {', '.join(results['tasks'])}; {results['scoring']['resamples']} paired bootstrap "
                             f"resamples, {level}% percentile intervals. Scores are sacrebleu corpus scores recomputed "
@@ -420,11 +422,20 @@ def headline(results: dict[str, Any], image_dir: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def markdown_text(text: str) -> str:
+    """User text (a run name) as literal Markdown: no raw HTML, no links, no emphasis, one line."""
+    text = " ".join(text.split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
 def to_markdown(bl: list[tuple]) -> str:
     lines = []
     for blk in bl:
         if blk[0] == "h":
-            lines += ["#" * blk[1] + " " + blk[2], ""]
+            lines += ["#" * blk[1] + " " + blk[2] + (markdown_text(blk[3]) if len(blk) > 3 else ""), ""]
         elif blk[0] == "p":
             lines += [blk[1], ""]
         elif blk[0] == "img":
@@ -444,7 +455,7 @@ def to_html(bl: list[tuple], title: str) -> str:
              "td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}</style></head><body>"]
     for blk in bl:
         if blk[0] == "h":
-            parts.append(f"<h{blk[1]}>{html.escape(blk[2])}</h{blk[1]}>")
+            parts.append(f"<h{blk[1]}>{html.escape(blk[2] + (blk[3] if len(blk) > 3 else ''))}</h{blk[1]}>")
         elif blk[0] == "p":
             parts.append(f"<p>{html.escape(blk[1])}</p>")
         elif blk[0] == "img":

@@ -412,6 +412,9 @@ def _direction(splits: Path) -> tuple[str, str]:
 def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
                  say: Callable[[str], None] = print, show_progress: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole protocol into ``out``; return the results dict (results.json)."""
+    from regurg_bench.protocol.config import check_config
+
+    check_config(cfg)  # every config error before any work (a dry run included)
     out = Path(out)
     started = time.perf_counter()
     config_hash = cfg.config_hash()

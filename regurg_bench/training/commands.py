@@ -74,19 +74,27 @@ def train_command(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
-    from regurg_bench.training import TrainConfig, train
+    from pydantic import ValidationError
+
+    from regurg_bench.training import train
+    from regurg_bench.training.config import validate_train_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if method not in ("full", "lora"):
         raise typer.BadParameter("must be `full` or `lora`", param_hint="--method")
     if precision not in ("auto", "bf16", "fp32"):
         raise typer.BadParameter("must be `auto`, `bf16` or `fp32`", param_hint="--precision")
-    config = TrainConfig(split=split, out=out, base_model=base_model, method=method, epochs=epochs,  # type: ignore[arg-type]
-                         max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, max_pairs=max_pairs,
-                         curriculum=curriculum, curriculum_window=curriculum_window, forget=forget, forget_weight=forget_weight,
-                         forget_bound=forget_bound, lora_r=lora_r, lora_alpha=2 * lora_r, merge_lora=merge_lora,
-                         src_lang=src_lang, tgt_lang=tgt_lang, precision=precision, compile=compile_model,  # type: ignore[arg-type]
-                         checkpoint_every=checkpoint_every, num_threads=threads, progress=progress)
+    try:  # the same typed model as the protocol's `train:` overrides
+        config = validate_train_config(dict(
+            split=split, out=out, base_model=base_model, method=method, epochs=epochs, max_steps=max_steps,
+            batch_size=batch_size, lr=lr, seed=seed, max_pairs=max_pairs, curriculum=curriculum,
+            curriculum_window=curriculum_window, forget=forget, forget_weight=forget_weight, forget_bound=forget_bound,
+            lora_r=lora_r, lora_alpha=2 * lora_r, merge_lora=merge_lora, src_lang=src_lang, tgt_lang=tgt_lang,
+            precision=precision, compile=compile_model, checkpoint_every=checkpoint_every, num_threads=threads,
+            progress=progress))
+    except ValidationError as err:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in err.errors())
+        raise typer.BadParameter(problems) from None
     path = train(config)
     typer.echo(str(path))
 

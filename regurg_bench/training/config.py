@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+import re
+from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
 
 #: Fields that do not change the trained weights; a resumed run may change them freely.
 NON_SEMANTIC_FIELDS = frozenset({"out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -87,3 +90,76 @@ class TrainConfig:
         semantic = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS}
         canonical = json.dumps(semantic, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --- validation: one typed model for `regurg-bench train` and the protocol's `train:` overrides ------
+
+#: Bounds the dataclass cannot express; checked by :func:`validate_train_config`.
+_BOUNDS: dict[str, dict[str, float]] = {
+    "max_steps": {"gt": 0}, "batch_size": {"gt": 0}, "epochs": {"gt": 0}, "lr": {"gt": 0},
+    "warmup_steps": {"ge": 0}, "max_length": {"gt": 0}, "max_pairs": {"gt": 0}, "curriculum_window": {"ge": 0},
+    "lora_r": {"gt": 0}, "lora_alpha": {"gt": 0}, "checkpoint_every": {"ge": 0}, "keep_checkpoints": {"ge": 1},
+    "log_every": {"gt": 0}, "num_threads": {"gt": 0}, "pad_to_multiple_of": {"gt": 0}, "stop_after_steps": {"gt": 0},
+    "min_lr_ratio": {"ge": 0, "le": 1}, "weight_decay": {"ge": 0}, "grad_clip": {"gt": 0},
+    "lora_dropout": {"ge": 0, "lt": 1}, "forget_weight": {"ge": 0}, "forget_bound": {"gt": 0},
+}
+
+
+@cache
+def train_settings_model() -> type:
+    """A strict pydantic model of :class:`TrainConfig`'s fields (types from its annotations, plus bounds):
+    ``max_steps: three`` or ``batch_size: true`` is an error naming the field, not a crash mid-run."""
+    from pydantic import ConfigDict, Field, create_model
+
+    hints = get_type_hints(TrainConfig)
+    spec: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        default = ... if f.default is MISSING else f.default
+        spec[f.name] = (hints[f.name], Field(default, **_BOUNDS.get(f.name, {})))
+    return create_model("TrainSettings", __config__=ConfigDict(extra="forbid", strict=True), **spec)
+
+
+def validate_train_config(data: dict[str, Any]) -> TrainConfig:
+    """``TrainConfig(**data)`` after type and bound checks; raises pydantic's ``ValidationError``."""
+    settings = train_settings_model().model_validate(data)
+    return TrainConfig(**settings.model_dump())
+
+
+def train_config_problems(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every problem of ``data`` as ``<prefix><field>: <why>`` (empty when it validates)."""
+    from pydantic import ValidationError
+
+    try:
+        validate_train_config(data)
+    except ValidationError as err:
+        return [f"{prefix}{'.'.join(map(str, e['loc']))}: "
+                + ("unknown key (not a TrainConfig field)" if e["type"] == "extra_forbidden" else e["msg"])
+                + (f" (got {e['input']!r})" if e["type"] not in ("extra_forbidden", "missing") else "")
+                for e in err.errors()]
+    return []
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def base_model_problem(spec: str) -> str | None:
+    """Why ``spec`` names no base model the trainer can load (None when it does), without loading or
+    building anything: ``scratch:PRESET`` (or a bare preset), a recipe-built base model
+    (``bible-base-en-es``), an embedded registry model, a local checkpoint folder, or a hub id (``org/name``)."""
+    from regurg_bench.models.base_models import BASE_MODELS
+    from regurg_bench.models.registry_models import embedded_model_names
+    from regurg_bench.models.scratch import PRESETS
+
+    if spec.startswith("scratch:"):
+        preset = spec.removeprefix("scratch:")
+        return None if preset in PRESETS else (f"unknown from-scratch preset {preset!r}; choose from "
+                                               f"{', '.join('scratch:' + p for p in PRESETS)}")
+    if spec in PRESETS or spec in BASE_MODELS or spec in embedded_model_names():
+        return None
+    path = Path(spec).expanduser()
+    if path.exists():
+        return None if path.is_dir() else f"{spec} is not a checkpoint folder"
+    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        return None  # a hub id: only loadable online, which is the user's call
+    return (f"unknown base model {spec!r}: not a scratch:PRESET ({', '.join(PRESETS)}), an embedded model "
+            f"({', '.join(sorted([*BASE_MODELS, *embedded_model_names()]))}), an existing folder or a hub id")
