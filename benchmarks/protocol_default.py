@@ -70,7 +70,7 @@ def print_machine_and_compute(out: Path, env: dict[str, str]) -> None:
         print(f"base model {base}: {card['parameters']:,} parameters, {card['tokens']:,} tokens, "
               f"{6 * card['parameters'] * card['tokens'] / 1e12:.2f} TFLOP (built by this run only with --fresh-cache)")
     tok, params = None, 0
-    for name, st in results["students"].items():
+    for st in results["students"].values():
         card = json.loads((out / st["model_id"] / "training_card.json").read_text(encoding="utf-8"))
         params = card["parameters"]
         train_flops += 6 * params * card["tokens"]

@@ -134,9 +134,8 @@ class ProtocolConfig(_Strict):
         """Settings that the config leaves to the machine, as this machine resolves them. They change
         numbers (bf16 autocast and fp32 train different students), so they enter the config hash and
         every student's key: one hash never stands for two sets of numbers."""
-        from regurg_bench.training.trainer import resolved_precision
-
         from regurg_bench.models.base_models import BASE_MODELS
+        from regurg_bench.training.trainer import resolved_precision
 
         # base models built from a recipe: a changed recipe is another model, so another run
         named = {str(self.train.get("base_model", ""))} | {str(g.options.get("checkpoint", ""))

@@ -10,18 +10,18 @@ plots every condition's score with its 95% interval.
 from __future__ import annotations
 
 import html
-import re
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.scoring import paired_bootstrap
-from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, matrix_effects
 from regurg_bench.scoring.bootstrap import percentile_interval
 from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
+from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, matrix_effects
 
 SCHEMA = "regurg-bench/results/v1"
 #: The report's plots (written when they have data), with captions.

@@ -530,10 +530,9 @@ class RunProgress:
         if not enabled:
             return
         from tqdm.auto import tqdm
+        from transformers.utils import logging as hf_logging
 
         from regurg_bench.protocol.estimate import plan_work
-
-        from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # one bar for the run, not one per checkpoint load
         cal = _calibration(cfg)
