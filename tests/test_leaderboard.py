@@ -160,7 +160,7 @@ def test_submit_build_validate_round_trip(run, tmp_path):
     entry = json.loads(files[0].read_text(encoding="utf-8"))
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     assert entry["schema"] == ENTRY_SCHEMA and entry["config_hash"] == results["config_hash"]
-    assert entry["base_model"] == "scratch:test" and entry["seeds"] == [0, 1] and entry["run_name"] == "tiny"
+    assert entry["base_model"] == "scratch:test" and entry["seeds"] == results["config"]["seeds"] and entry["run_name"] == "tiny"
     assert entry["test_set_fingerprints"][TASK] == results["test_set_fingerprints"][TASK]
     assert entry["flags"] == [] and entry["plausibility"][TASK]["real"]["copied_reference"] < 0.1
     bundle = root / "demo" / "evidence" / f"{entry['evidence']['sha256'].removeprefix('sha256:')}.jsonl.gz"

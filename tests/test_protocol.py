@@ -209,7 +209,9 @@ def test_kill_9_mid_run_then_rerun_gives_identical_results(tiny_run, tmp_path):
     import subprocess
     import sys
 
-    _, clean_out, clean, _ = tiny_run
+    _, clean_out, _, _ = tiny_run
+    # from disk: an earlier test re-ran the last evaluation, which names its samples file anew
+    clean = json.loads((clean_out / "results.json").read_text(encoding="utf-8"))
     cfg_path = _write(tmp_path, TINY)
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "regurg_bench.cli", "run", str(cfg_path), "--out", str(out)]
@@ -223,7 +225,8 @@ def test_kill_9_mid_run_then_rerun_gives_identical_results(tiny_run, tmp_path):
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "run_done.json").exists()
     said: list[str] = []
-    resumed = run_protocol(load_protocol_config(cfg_path), out, say=said.append)
+    run_protocol(load_protocol_config(cfg_path), out, say=said.append)
+    resumed = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert any("cached" in m for m in said if m.startswith("[train"))
     # the whole results.json, with two seeds (their bootstrap draws must not depend on the order in
     # which a resumed run finds its conditions), apart from the wall times
@@ -282,7 +285,9 @@ def test_verify_rerun_reproduces_the_logged_samples_byte_for_byte(tiny_run, tmp_
     from regurg_bench.cli import app
     from regurg_bench.protocol.reproduce import reproduce
 
-    _cfg, out, results, _ = tiny_run
+    _cfg, out, _, _ = tiny_run
+    # from disk: an earlier test re-ran the last evaluation, which names its samples file anew
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     res = CliRunner().invoke(app, ["verify", str(out), "--rerun", "1", "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["identical"] is True
