@@ -588,15 +588,16 @@ def test_missing_or_altered_evidence_is_refused(run, tmp_path):
 
 
 def test_entries_without_evidence_are_refused(tmp_path):
-    """The v1 entries (numbers only) cannot be re-checked: validate refuses them until they are re-submitted."""
-    committed = Path(__file__).parent.parent / "leaderboards" / "bible-en-es" / "entries"
+    """The v1 entries (numbers only, archived in the board) cannot be re-checked: validate refuses them."""
+    archived = Path(__file__).parent.parent / "leaderboards" / "bible-en-es" / "archive" / "protocol-v1"
     board = tmp_path / "bible-en-es" / "entries"
     board.mkdir(parents=True)
-    for path in committed.glob("*.json"):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data["schema"] != "regurg-bench/leaderboard-entry/v1":
-            pytest.skip("the committed entries were re-submitted with their evidence")
+    copied = 0
+    for path in archived.glob("*.json"):
+        assert json.loads(path.read_text(encoding="utf-8"))["schema"] == "regurg-bench/leaderboard-entry/v1"
         shutil.copy(path, board / path.name)
+        copied += 1
+    assert copied == 2
     with pytest.raises(SubmissionError, match="rule 'evidence': schema regurg-bench/leaderboard-entry/v1 entries "
                                               "carry no evidence"):
         validate_leaderboard(tmp_path, "bible-en-es")
