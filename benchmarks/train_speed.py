@@ -20,8 +20,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from regurg_bench.protocol.estimate import matmul_gflops
 
 VARIANTS: dict[str, dict] = {
     # name: TrainConfig overrides, applied cumulatively in this order in the report's narrative.
@@ -34,22 +35,6 @@ VARIANTS: dict[str, dict] = {
     "bf16-compile": {"precision": "bf16", "compile": True},
 }
 DEFAULT_VARIANTS = "fp32-naive,fp32-sdpa,fp32,bf16,bf16-batch64"  # compile: opt in (minutes to compile)
-
-
-def matmul_peak(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
-    """Best GFLOP/s of an n x n matmul (the number MFU is measured against)."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def flops_per_pair(model_dir: Path, split: str, max_pairs: int) -> tuple[float, float]:
@@ -108,7 +93,8 @@ def main() -> None:
 
     import torch
 
-    peak = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
+    peak = {"float32": matmul_gflops("float32", n=2048, reps=10),
+            "bfloat16": matmul_gflops("bfloat16", n=2048, reps=10)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{os.getloadavg()[0]:.1f} (other jobs on the CPU make every number noisy)")
     print(f"matmul peak (2048^2, best of 10): fp32 {peak['float32']:.1f} GFLOP/s, "
