@@ -12,7 +12,6 @@ naming its field in ``results.json``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -263,8 +262,11 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
                                     fx.recovery[cond][reg].to_dict(), hint)
 
 
-#: Condition kinds of the mitigations (M1-M4, and later ones named the same way): each must report its R.
-MITIGATION_KIND = re.compile(r"^m\d+_")
+def _mitigation_kinds() -> set[str]:
+    """Condition kinds of the registered mitigations: each must report its R."""
+    from regurg_bench.protocol.mitigations import mitigation_claims
+
+    return set(mitigation_claims())
 
 
 def _check_complete(res: RunResults, task: str, metrics: list[str]) -> None:
@@ -273,7 +275,7 @@ def _check_complete(res: RunResults, task: str, metrics: list[str]) -> None:
     for cond, info in res.conditions.items():
         if info.kind == "regurg":
             what, have = f"degradation.{task}.{cond}", set(res.degradation.get(task, {}).get(cond, {}))
-        elif MITIGATION_KIND.match(info.kind):
+        elif info.kind in _mitigation_kinds():
             what = f"recovery.{task}.{cond}"
             have = {m for per in res.recovery.get(task, {}).get(cond, {}).values() for m in per}
         else:

@@ -29,6 +29,13 @@ def register(app: typer.Typer) -> None:
                                                             "calibration, cached); run nothing.")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                                help="One progress bar with an ETA across all stages.")] = True,
+        executor: Annotated[str, typer.Option(
+            "--executor", help="Who runs the steps: 'local' (one after another, in this process) or 'ray' (each "
+                               "student's training and evaluation a Ray task with the config's `resources`; the "
+                               "run folder must be on storage every node sees). Numbers do not depend on it.")] = "local",
+        ray_address: Annotated[str | None, typer.Option(
+            "--ray-address", help="With --executor ray: 'auto' (a running cluster), HOST:PORT, or none to start "
+                                  "a local cluster for this run.")] = None,
     ) -> None:
         """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
         evaluate every student with the regurg_mt lm-eval tasks, and score degradation D and recovery R with
@@ -56,11 +63,16 @@ def register(app: typer.Typer) -> None:
             if changes:
                 cfg = cfg.with_overrides(**changes)
             check_config(cfg, str(config or f"preset {preset or 'default'}"))  # before any work, --dry-run too
+            if executor not in ("local", "ray"):
+                raise ConfigError(f"--executor must be 'local' or 'ray', got {executor!r}")
+            if ray_address and executor != "ray":
+                raise ConfigError("--ray-address needs --executor ray")
         except ConfigError as e:
             print_error(f"{e}")
             raise typer.Exit(2) from None
         folder = out or Path("runs") / "protocol" / cfg.name
-        results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress)
+        results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress, executor=executor,
+                               ray_address=ray_address)
         if dry_run or results.get("up_to_date"):
             return
         print(json.dumps({c["condition"] or c["claim"]: {m: v["verdict"] for m, v in c["per_metric"].items()}

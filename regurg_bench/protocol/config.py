@@ -41,44 +41,29 @@ class EvalConfig(_Strict):
     metadata: dict[str, Any] | None = None  # e.g. for regurg_mt_custom
 
 
-class QualityMitigation(_Strict):
-    """M1: reference-free per-instance quality of each generated pair (COMET-QE when configured, else
-    mUSE source-hypothesis cosine) -> (a) curriculum high -> low over the whole regurg split,
-    (b) the top ``top_fraction`` of pairs only."""
+def _mitigations_model() -> type[BaseModel]:
+    """``mitigations:``: ``generators`` plus one key per registered mitigation (its own config model)."""
+    from pydantic import create_model
 
-    enabled: bool = True
-    top_fraction: float = Field(0.5, gt=0.0, le=1.0)
-    qe_model: str | None = None
+    from regurg_bench.protocol.mitigations import MITIGATIONS
 
-
-class DetectorMitigation(_Strict):
-    """M3: a human-vs-generated classifier trained on held-out pairs (sources not in the training
-    sample), AUROC on a held-out part; generated training pairs are then ordered by P(human)."""
-
-    enabled: bool = True
-    heldout_pairs: int = Field(1000, ge=20)  # held-out sources (each gives one human and one generated target)
-    test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    fields: dict[str, Any] = {
+        #: generators whose REGURG split the per-generator mitigations (M1, M3, M4) mitigate (None: every one)
+        "generators": (list[str] | None, None)}
+    fields |= {m.key: (m.settings_type, m.settings_default) for m in MITIGATIONS.values()}
+    return create_model("Mitigations", __base__=_Strict, __doc__="The mitigations (one key per registered "
+                        "mitigation, see regurg_bench.protocol.mitigations).", **fields)
 
 
-class UnlearningMitigation(_Strict):
-    """M4: continue the REGURG student with the trainer's unlearning objective: forget set = the
-    ``forget_fraction`` of its generated pairs the detector finds least human-like (lowest P(human);
-    by quality score when the detector is off), replay = the rest of the regurg split."""
-
-    enabled: bool = True
-    forget_fraction: float = Field(0.25, gt=0.0, lt=1.0)
-    steps: int = Field(50, gt=0)
-    lr: float | None = Field(2e-4, gt=0)
-    forget_weight: float = Field(0.2, gt=0)
+Mitigations = _mitigations_model()
 
 
-class Mitigations(_Strict):
-    #: generators whose REGURG split M1, M3 and M4 mitigate (None: every generator)
-    generators: list[str] | None = None
-    quality: QualityMitigation = QualityMitigation()
-    multi_generator: bool = True  # M2: needs >= 2 generators; skipped with a note otherwise
-    detector: DetectorMitigation = DetectorMitigation()
-    unlearning: UnlearningMitigation = UnlearningMitigation()
+class ResourcesConfig(_Strict):
+    """What each student's training and evaluation asks of the executor (``--executor ray`` schedules on it;
+    the local executor runs one step at a time). Not part of the config hash: it changes where, not what."""
+
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
 
 
 class ScoringConfig(_Strict):
@@ -94,8 +79,9 @@ class ProtocolConfig(_Strict):
     train: dict[str, Any] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     eval: EvalConfig = EvalConfig()
-    mitigations: Mitigations = Mitigations()
+    mitigations: Mitigations = Mitigations()  # type: ignore[valid-type]
     scoring: ScoringConfig = ScoringConfig()
+    resources: ResourcesConfig = ResourcesConfig()
 
     @field_validator("train")
     @classmethod
@@ -147,8 +133,11 @@ class ProtocolConfig(_Strict):
     def mitigated_generators(self) -> list[str]:
         return list(self.mitigations.generators or self.build.generators)
 
-    def config_hash(self) -> str:
-        body = {"config": self.model_dump(mode="json"), "resolved": self.resolved()}
+    def config_hash(self, resolved: dict[str, Any] | None = None) -> str:
+        """sha256 of the config (less ``resources``, which do not change a number) and the resolved settings
+        (this machine's, or the ``resolved`` a run recorded)."""
+        body = {"config": self.model_dump(mode="json", exclude={"resources"}),
+                "resolved": self.resolved() if resolved is None else resolved}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

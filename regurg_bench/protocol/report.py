@@ -200,18 +200,19 @@ def _f(x: float | None) -> str:
     return "±inf" if x is None else f"{x:.3f}"
 
 
-CLAIM_TEXT = {
-    "degradation": "Training on regurgitated targets degrades the student vs real targets (same sources, same budget): D > 0",
-    "ladder": "Real beats regurgitated data at every equal training size (size ladder): Δ > 0",
-    "fraction": "A fraction of the real data beats all of the generated data (full size): Δ > 0",
-    "errors": "Mechanism (a): generated targets have higher error rates than human ones (error proxies)",
-    "diversity": "Mechanism (b): generated targets have lower lexical diversity than human ones",
-    "m1_order": "M1: ordering generated pairs by reference-free quality (high -> low) recovers part of the gap: R > 0",
-    "m1_topk": "M1: keeping only the top-quality generated pairs recovers part of the gap: R > 0",
-    "m2_multigen": "M2: mixing several generators at equal total size recovers part of the gap: R > 0",
-    "m3_detector": "M3: ordering generated pairs by a detector's P(human) recovers part of the gap: R > 0",
-    "m4_unlearn": "M4 (extension): unlearning the least human-like pairs recovers part of the gap: R > 0",
-}
+def _claim_text() -> dict[str, str]:
+    from regurg_bench.protocol.mitigations import mitigation_claims
+
+    return {
+        "degradation": "Training on regurgitated targets degrades the student vs real targets (same sources, same budget): D > 0",
+        "ladder": "Real beats regurgitated data at every equal training size (size ladder): Δ > 0",
+        "fraction": "A fraction of the real data beats all of the generated data (full size): Δ > 0",
+        "errors": "Mechanism (a): generated targets have higher error rates than human ones (error proxies)",
+        "diversity": "Mechanism (b): generated targets have lower lexical diversity than human ones",
+    } | mitigation_claims()  # each mitigation's own claims (regurg_bench/protocol/mitigations)
+
+
+CLAIM_TEXT = _claim_text()
 
 
 def _per_metric(effects: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 that their logged samples come out byte for byte the same.
 
 The students are re-planned from the run's recorded config with the protocol's own functions
-(:func:`~regurg_bench.protocol.run.plan_students`, :func:`~regurg_bench.protocol.run.train_student`,
-:func:`~regurg_bench.protocol.run.eval_student`), from the split and mitigation files in the run folder
+(:func:`~regurg_bench.protocol.plan.plan_students`, :class:`~regurg_bench.protocol.steps.TrainStudent`,
+:class:`~regurg_bench.protocol.steps.EvaluateStudent`), from the split and mitigation files in the run folder
 (each student's key, a hash of its data and settings, must be the recorded one). Training on CPU is
 deterministic, so the same config and seed give the same weights and the same greedy outputs. A
 student that continues another (M4) brings its base student along. With ``eval_only`` the run's own
@@ -55,7 +55,8 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
     """Re-run ``rerun`` randomly chosen (seeded by ``seed``) students of ``run_dir`` (or the named
     ``students``) and compare their logged samples with the recorded ones, byte for byte."""
     from regurg_bench.protocol.config import _validate
-    from regurg_bench.protocol.run import _assign_keys, eval_student, plan_students, train_student
+    from regurg_bench.protocol.plan import assign_keys, plan_students
+    from regurg_bench.protocol.steps import eval_step, execute, train_step
 
     run_dir = Path(run_dir)
     try:
@@ -72,7 +73,7 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
                                 f"the run recorded {results.get('config_hash')} (another resolved precision or "
                                 "base-model recipe: the students would not be the same)")
     derived = {k: v | {"dir": str(run_dir / v["dir"])} for k, v in results.get("mitigation_data", {}).items()}
-    plan = _assign_keys(cfg, run_dir, plan_students(cfg, run_dir, manifest, derived))
+    plan = assign_keys(cfg, run_dir, plan_students(cfg, run_dir, manifest, derived))
     recorded = results["students"]
     for name, s in plan.items():
         if name not in recorded or recorded[name].get("key") != s.key:
@@ -104,12 +105,12 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
             started = time.perf_counter()
             if not eval_only:
                 s.dir = own / "students" / f"{s.name}-{s.key}"
-                train_student(cfg, s, plan)
+                execute(train_step(cfg, s, plan))
             elif not (s.dir and s.dir.is_dir()):
                 raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
             if name not in chosen:
                 continue
-            record, _ = eval_student(cfg, s, tasks, own)
+            record = execute(eval_step(cfg, s, tasks, own)).record
             problems = []
             for task in tasks:
                 got = (Path(record["dir"]) / record["samples_files"][task]).read_bytes()

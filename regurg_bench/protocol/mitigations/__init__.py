@@ -1,0 +1,97 @@
+"""Mitigations as plugins: one module per mitigation, registered by name, in the order the protocol runs them.
+
+A mitigation (:class:`Mitigation`) brings its config model (the key under ``mitigations:`` in the protocol
+YAML), the data steps it derives from the built splits, the students it adds per seed, and the text of
+the claims its conditions test. The protocol's config, runner, dry run, report and the leaderboard's
+verifier all find mitigations here, so adding one is one new module plus one test (see CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from regurg_bench.protocol.config import ProtocolConfig
+    from regurg_bench.protocol.plan import Student
+    from regurg_bench.protocol.steps import Step
+
+
+class Mitigation:
+    """Base class. ``key``: the config key; ``settings``: its config type and default; ``claims``: the
+    condition kinds it trains -> the claim each tests (R > 0 against its REGURG baseline)."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]  # "M1" ...
+    settings_type: ClassVar[Any]
+    settings_default: ClassVar[Any]
+    claims: ClassVar[dict[str, str]]
+    #: True: applied to each mitigated generator's REGURG split; False: once per seed (M2)
+    per_generator: ClassVar[bool] = True
+
+    def settings(self, cfg: ProtocolConfig) -> Any:
+        return getattr(cfg.mitigations, self.key)
+
+    def enabled(self, cfg: ProtocolConfig) -> bool:
+        s = self.settings(cfg)
+        return bool(s if isinstance(s, bool) else s.enabled)
+
+    def planned_conditions(self, cfg: ProtocolConfig, generator: str | None) -> list[str]:
+        """The conditions it adds, before any data exist (the dry run and the leaderboard's rules)."""
+        raise NotImplementedError
+
+    def planned_data(self, cfg: ProtocolConfig) -> list[str]:
+        """The names of its data steps, before any data exist (the dry run)."""
+        raise NotImplementedError
+
+    def data_steps(self, cfg: ProtocolConfig, out: Path, derived: dict[str, Any], notes: list[str]) -> list[Step]:
+        """The steps deriving its data from ``out/splits`` (``derived``: the outputs of earlier mitigations)."""
+        return []
+
+    def data_waves(self, cfg: ProtocolConfig, out: Path, derived: dict[str, Any],
+                   notes: list[str]) -> Iterator[list[Step]]:
+        """Its data steps in waves: the runner finishes one wave (and adds its outputs to ``derived``) before
+        asking for the next, so a later step may be keyed by an earlier one's files (M3: held-out build first)."""
+        yield self.data_steps(cfg, out, derived, notes)
+
+    def students(self, cfg: ProtocolConfig, splits: Path, derived: dict[str, Any], seed: int,
+                 generator: str | None) -> list[Student]:
+        raise NotImplementedError
+
+
+MITIGATIONS: dict[str, Mitigation] = {}
+
+
+def register(cls: type[Mitigation]) -> type[Mitigation]:
+    if cls.key in MITIGATIONS:
+        raise ValueError(f"mitigation {cls.key!r} is registered twice")
+    MITIGATIONS[cls.key] = cls()
+    return cls
+
+
+def get_mitigation(key: str) -> Mitigation:
+    try:
+        return MITIGATIONS[key]
+    except KeyError:
+        close = difflib.get_close_matches(key, list(MITIGATIONS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown mitigation {key!r} (known: {', '.join(MITIGATIONS)}){hint}") from None
+
+
+def enabled_mitigations(cfg: ProtocolConfig) -> list[Mitigation]:
+    return [m for m in MITIGATIONS.values() if m.enabled(cfg)]
+
+
+def mitigation_claims() -> dict[str, str]:
+    """Every mitigation condition kind -> its claim text."""
+    return {kind: text for m in MITIGATIONS.values() for kind, text in m.claims.items()}
+
+
+# The protocol's order: data M1, M2, M3, M4 (M4 ranks pairs by M3 or M1); students per generator M1, M3,
+# M4, then M2 once per seed.
+from regurg_bench.protocol.mitigations import quality  # noqa: E402,F401,I001
+from regurg_bench.protocol.mitigations import multigen  # noqa: E402,F401
+from regurg_bench.protocol.mitigations import detector  # noqa: E402,F401
+from regurg_bench.protocol.mitigations import unlearning  # noqa: E402,F401
