@@ -44,6 +44,6 @@ echo "[setup] creating $venv" >&2
 # The CPU build of torch must come first: any later requirement on torch is then already
 # satisfied, so pip never resolves a multi-GB CUDA build.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[hf,dev]"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[hf,ray,dev]"
 echo "$want" > "$stamp"
 echo "[setup] done: $("$venv/bin/python" -c 'import torch, lm_eval, regurg_bench; print("torch", torch.__version__, "| regurg-bench", regurg_bench.__version__)')" >&2

@@ -307,3 +307,142 @@ def test_verify_rerun_reproduces_the_logged_samples_byte_for_byte(tiny_run, tmp_
     samples.write_text("\n".join(lines), encoding="utf-8")
     report = reproduce(copy, students=[m4], say=said.append, eval_only=True)
     assert not report[0].identical and "line 2 (doc_id" in report[0].detail
+
+
+# ------------------------------------------------------------------------- steps, executors, plugins
+PINNED = json.loads((Path(__file__).parent / "data" / "tiny_protocol_pinned.json").read_text(encoding="utf-8"))
+
+
+def _comparable(r: dict) -> dict:
+    """results.json less what may differ between two runs of the same config: wall times, lm-eval's file
+    names (path and timestamp), the executed-steps list's cached flags (none are kept) and ``resources``."""
+    students = {n: {k: v for k, v in s.items() if k not in ("results_file", "samples")} for n, s in r["students"].items()}
+    config = {k: v for k, v in r["config"].items() if k != "resources"}
+    return {k: v for k, v in r.items() if k not in ("timings_s", "up_to_date")} | {"students": students, "config": config}
+
+
+def test_tiny_protocol_keeps_the_numbers_pinned_before_the_step_refactor(tiny_run):
+    """The same students (keys: every input file and setting), the same mitigation data, the same condition
+    order, and the scoring of the pinned hypotheses gives the pinned numbers and verdicts."""
+    from regurg_bench.scoring.matrix import score_metric
+
+    cfg, _, results, _ = tiny_run
+    assert results["config_hash"] == PINNED["config_hash"]  # `resources` stays out of the hash
+    assert {n: s["key"] for n, s in results["students"].items()} == PINNED["students"]
+    assert results["condition_order"] == PINNED["condition_order"]
+    assert results["conditions"] == PINNED["conditions"]
+    for name, record in PINNED["mitigation_data"].items():
+        got = results["mitigation_data"][name]
+        assert set(got) == set(record)
+        for k, v in record.items():
+            assert got[k] == pytest.approx(v, rel=1e-6) if isinstance(v, float) else got[k] == v, (name, k)
+    task = results["tasks"][0]
+    hyps = {c: [PINNED["hypotheses"][task][f"{c}-s{seed}"] for seed in info["seeds"]]
+            for c, info in PINNED["conditions"].items()}
+    gens = list(cfg.build.generators)
+    for metric in cfg.scoring.metrics:
+        ms = score_metric(metric, {c: hyps[c] for c in PINNED["condition_order"]}, PINNED["references"],
+                          PINNED["conditions"], gens, resamples=cfg.scoring.resamples, seed=cfg.scoring.seed,
+                          level=cfg.scoring.level)
+        for cond, row in ms.rows.items():
+            pinned = PINNED["scores"][task][cond][metric]
+            assert {k: pinned[k] for k in row} == row, (cond, metric)
+        for cond, e in ms.effects.degradation.items():
+            assert e.to_dict() == PINNED["degradation"][task][cond][metric]
+        for cond, bases in ms.effects.recovery.items():
+            for base, e in bases.items():
+                assert e.to_dict() == PINNED["recovery"][task][cond][base][metric]
+    # on this run's own hypotheses the claims come out as pinned wherever the hypotheses are the pinned ones
+    same = all(results["students"][n] and PINNED["hypotheses"][task][n] == load_samples(
+        tiny_run[1], results["students"][n]["samples"][task])[1] for n in PINNED["students"])
+    if same:
+        assert [(c["claim"], c["condition"], {m: v["verdict"] for m, v in c["per_metric"].items()})
+                for c in results["claims"]] == [(c["claim"], c["condition"], c["verdicts"]) for c in PINNED["claims"]]
+
+
+def test_dry_run_lists_exactly_the_steps_a_run_executes(tiny_run, tmp_path):
+    cfg, _, results, _ = tiny_run
+    plan = run_protocol(cfg, tmp_path / "dry", dry_run=True, say=lambda _m: None)
+    assert plan["steps"] == results["steps"]
+    assert plan["students"] == list(results["students"])
+    assert {"build", "diagnose", "heldout", "data:m1_scripted", "data:m2", "data:m3_scripted",
+            "data:m4_scripted", "score", "report"} <= set(plan["steps"])
+
+
+def test_ray_executor_gives_the_local_numbers(tiny_run, tmp_path):
+    """A real local Ray cluster (2 CPUs), every student's training and evaluation a Ray task."""
+    import ray  # required: `.ci/run` installs the `ray` extra, so a missing Ray fails here
+
+    cfg, _, local, _ = tiny_run
+    said: list[str] = []
+    try:
+        results = run_protocol(cfg, tmp_path / "ray", say=said.append, executor="ray", num_cpus=2)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    local = json.loads((tiny_run[1] / "results.json").read_text(encoding="utf-8"))
+    assert _comparable(results) == _comparable(local)
+    assert sum(m.startswith("[train") for m in said) == len(local["students"])
+
+
+def test_two_concurrent_runs_on_one_folder_train_each_student_once(tiny_run, tmp_path):
+    """Two `regurg-bench run` processes on one folder at once: one set of students, the single run's numbers."""
+    import subprocess
+    import sys
+
+    cfg_path = _write(tmp_path, TINY)
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "regurg_bench.cli", "run", str(cfg_path), "--out", str(out), "--no-progress"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    single = json.loads((tiny_run[1] / "results.json").read_text(encoding="utf-8"))
+    shared = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert _comparable(shared) == _comparable(single)
+    trained = sorted(p.name for p in (out / "students").iterdir() if p.is_dir())
+    assert trained == sorted(Path(s["model_id"]).name for s in single["students"].values())
+    assert sorted(p.name for p in (out / "evals").iterdir() if p.is_dir()) == sorted(
+        Path(s["samples"][single["tasks"][0]]).parts[1] for s in single["students"].values())
+    # between them the two processes trained every student exactly once
+    trained_msgs = [line for log in logs for line in log.splitlines() if line.startswith("[train") and ": trained" in line]
+    assert len(trained_msgs) == len(single["students"]), logs
+
+
+def test_a_step_runs_once_when_two_workers_race(tmp_path):
+    """The lock per step folder: two threads execute the same step; one computes, the other reads its marker."""
+    import threading
+
+    from regurg_bench.protocol.steps import cached_data_step, execute
+
+    calls = []
+
+    def make(folder: Path) -> dict:
+        calls.append(1)
+        time.sleep(0.5)
+        (folder / "out.txt").write_text("x")
+        return {"n": len(calls)}
+
+    step = cached_data_step("data:x", tmp_path / "derived" / "x-123", make)
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(execute(step))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert sorted(o.cached for o in outcomes) == [False, True]
+    assert all(o.record["n"] == 1 for o in outcomes)
+
+
+def test_mitigations_come_from_the_registry():
+    from regurg_bench.protocol.config import ProtocolConfig
+    from regurg_bench.protocol.mitigations import MITIGATIONS, get_mitigation, mitigation_claims
+    from regurg_bench.protocol.report import CLAIM_TEXT
+
+    assert [m.label for m in MITIGATIONS.values()] == ["M1", "M2", "M3", "M4"]
+    assert set(mitigation_claims()) == {"m1_order", "m1_topk", "m2_multigen", "m3_detector", "m4_unlearn"}
+    assert set(mitigation_claims()) <= set(CLAIM_TEXT)
+    fields = set(ProtocolConfig.model_fields["mitigations"].annotation.model_fields)
+    assert fields == {"generators"} | set(MITIGATIONS)
+    with pytest.raises(KeyError, match="did you mean 'quality'"):
+        get_mitigation("qualty")

@@ -212,9 +212,7 @@ def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
                    refs: list[str], reported: Reported) -> None:
     """Per-seed scores, means, intervals, D and R: recomputed with the protocol's own functions."""
-    from regurg_bench.scoring import paired_bootstrap
-    from regurg_bench.scoring.bootstrap import percentile_interval
-    from regurg_bench.scoring.matrix import matrix_effects
+    from regurg_bench.scoring.matrix import score_metric
 
     sc, claimed = res.scoring, res.scores[task]
     # The paired bootstrap draws each multi-seed condition's seeds in the order the conditions come, so
@@ -227,8 +225,11 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
         hint = ("; the run has several seeds per condition but records no 'condition_order', so its bootstrap "
                 "cannot be replayed exactly")
     hyps = {c: hyps[c] for c in order}
+    gens = [c.removeprefix("regurg_") for c, info in res.conditions.items() if info.kind == "regurg"]
     for metric in metrics:
-        bs = paired_bootstrap(metric, hyps, refs, n=sc.resamples, seed=sc.seed)
+        ms = score_metric(metric, hyps, refs, res.conditions, gens, resamples=sc.resamples, seed=sc.seed,
+                          level=sc.level)
+        bs, fx = ms.bootstrap, ms.effects
         _check_reported(reported, task, metric, bs.per_seed,
                         {c: sorted(seed for c2, seed, _, _ in reported if c2 == c) for c in order})
         for cond in order:
@@ -241,12 +242,10 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
                         raise _mismatch(f"{base}.{key}[{i}]", a, b, SAMPLES_SOURCE)
             if not _close(row.score, bs.point[cond]):
                 raise _mismatch(f"{base}.score", row.score, bs.point[cond], SAMPLES_SOURCE)
-            lo, hi = percentile_interval(bs.replicates[cond], sc.level)
+            lo, hi = ms.rows[cond]["ci_low"], ms.rows[cond]["ci_high"]
             for key, a, b in (("ci_low", row.ci_low, lo), ("ci_high", row.ci_high, hi)):
                 if not _close(a, b):
                     raise _mismatch(f"{base}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
-        gens = [c.removeprefix("regurg_") for c, info in res.conditions.items() if info.kind == "regurg"]
-        fx = matrix_effects(bs, res.conditions, gens, sc.level)
         for reg, per in res.degradation.get(task, {}).items():
             if reg not in hyps:
                 raise SubmissionError(f"results.json: field 'degradation.{task}.{reg}': no such condition")

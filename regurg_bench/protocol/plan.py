@@ -120,19 +120,22 @@ def planned_conditions(cfg: ProtocolConfig) -> list[str]:
     from regurg_bench.protocol.mitigations import enabled_mitigations
 
     gens = list(cfg.build.generators)
-    conds = ["real"] + [f"regurg_{g}" for g in gens]
-    conds += [f"fraction_real_{round(f * 100):03d}" for f in cfg.build.fractions_of_real]
+    # (kind, generator, size, name): sorted as base_students sorts the built conditions
+    extra: list[tuple[str, str, float, str]] = [
+        ("fraction", "", f, f"fraction_real_{round(f * 100):03d}") for f in cfg.build.fractions_of_real]
     if cfg.build.mixes:
-        conds += [f"mix_{g}_{round(r * 100):03d}" for g in (cfg.build.mixes.generators or gens)
+        extra += [("mix", g, 0, f"mix_{g}_{round(r * 100):03d}") for g in (cfg.build.mixes.generators or gens)
                   for r in cfg.build.mixes.ratios if 0.0 < r < 1.0]
     if cfg.build.ladder:
         lad = cfg.build.ladder
         top = min(x for x in (lad.max, cfg.build.size) if x) if (lad.max or cfg.build.size) else None
         if top is None:
-            conds.append(f"ladder_<every {lad.step} pairs up to the corpus size>")
+            extra.append(("ladder", "", 0, f"ladder_<every {lad.step} pairs up to the corpus size>"))
         else:
             for size in range(lad.step, top, lad.step):
-                conds += [f"ladder_real_{size}"] + [f"ladder_regurg_{g}_{size}" for g in gens]
+                extra += [("ladder", "", size, f"ladder_real_{size}")]
+                extra += [("ladder", g, size, f"ladder_regurg_{g}_{size}") for g in gens]
+    conds = ["real"] + [f"regurg_{g}" for g in gens] + [name for *_, name in sorted(extra)]
     mitigations = enabled_mitigations(cfg)
     for g in cfg.mitigated_generators():
         conds += [c for m in mitigations if m.per_generator for c in m.planned_conditions(cfg, g)]

@@ -18,10 +18,8 @@ from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.corpora.lines import read_json_objects
-from regurg_bench.scoring import paired_bootstrap
-from regurg_bench.scoring.bootstrap import percentile_interval
 from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
-from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, matrix_effects
+from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 
 SCHEMA = "regurg-bench/results/v1"
 #: The report's plots (written when they have data), with captions.
@@ -94,27 +92,23 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         scores[task], degr[task], recov[task], diffs[task], per_seed_effects[task] = {}, {}, {}, {}, {}
         max_diff = 0.0
         for metric in sc.metrics:
-            bs = paired_bootstrap(metric, hyps_by_cond, refs, n=sc.resamples, seed=sc.seed)
-            for cond in hyps_by_cond:
-                lo, hi = percentile_interval(bs.replicates[cond], sc.level)
+            ms = score_metric(metric, hyps_by_cond, refs, conditions, gens, resamples=sc.resamples, seed=sc.seed,
+                              level=sc.level)
+            for cond, row in ms.rows.items():
                 reported = [evals[f"{cond}-s{seed}"]["reported"][task][f"{metric},none"]
                             for seed in sorted(conditions[cond]["seeds"])]
-                for a, b in zip(bs.per_seed[cond], reported, strict=False):
+                for a, b in zip(row["per_seed"], reported, strict=False):
                     max_diff = max(max_diff, abs(a - b))
-                scores[task].setdefault(cond, {})[metric] = {
-                    "score": bs.point[cond], "ci_low": lo, "ci_high": hi, "per_seed": bs.per_seed[cond],
-                    "lm_eval_reported": reported}
-            _store_effects(matrix_effects(bs, conditions, gens, sc.level), metric, degr[task], recov[task],
-                           diffs[task])
+                scores[task].setdefault(cond, {})[metric] = row | {"lm_eval_reported": reported}
+            _store_effects(ms.effects, metric, degr[task], recov[task], diffs[task])
             # the same claims on each seed alone (intervals over test sentences only)
-            for i in range(bs.n_seeds):
-                one = matrix_effects(bs.for_seed(i), conditions, gens, sc.level)
+            for i, one in enumerate(ms.per_seed_effects):
                 seed_d, seed_r, seed_x = per_seed_effects[task].setdefault(i, ({}, {}, {}))
                 _store_effects(one, metric, seed_d, seed_r, seed_x)
         checks[task] = {"n_test_sentences": len(refs), "max_abs_diff_vs_lm_eval": max_diff,
                         "equal_to_lm_eval": max_diff <= 1e-9}
     first_eval = next(iter(evals.values()))
-    return {
+    results = {
         "schema": SCHEMA,
         "name": cfg.name,
         "config_hash": cfg.config_hash(),
@@ -157,6 +151,22 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "checks": checks,
         "notes": notes,
     }
+    _check_results_model(results)
+    return results
+
+
+def _check_results_model(results: dict[str, Any]) -> None:
+    """The results are read back by ``submit``, the verifier and the leaderboard through one typed model
+    (:class:`regurg_bench.leaderboard.schema.RunResults`): what scoring produces must pass it here, not
+    fail later in someone else's submission."""
+    from pydantic import ValidationError
+
+    from regurg_bench.leaderboard.schema import RunResults, describe_validation_error
+
+    try:
+        RunResults.model_validate(results)
+    except ValidationError as err:
+        raise RuntimeError(describe_validation_error(err, "results.json as scored")) from None
 
 
 def _store_effects(fx: MatrixEffects, metric: str, degr: dict, recov: dict, diffs: dict) -> None:

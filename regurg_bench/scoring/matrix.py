@@ -77,3 +77,30 @@ def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generator
     for (better, worse), e in _adjust(diffs).items():
         out.differences.setdefault(better, {})[worse] = e
     return out
+
+
+@dataclass
+class MetricScores:
+    """One task and metric of a student matrix, scored: each condition's score with its interval and per-seed
+    scores, every effect (pooled over seeds), and the same effects on each seed alone."""
+
+    bootstrap: BootstrapScores
+    rows: dict[str, dict[str, Any]]  # condition -> score, ci_low, ci_high, per_seed
+    effects: MatrixEffects
+    per_seed_effects: list[MatrixEffects]
+
+
+def score_metric(metric: str, hyps_by_condition: Mapping[str, list[list[str]]], refs: list[str],
+                 conditions: Mapping[str, Any], generators: list[str], *, resamples: int, seed: int,
+                 level: float) -> MetricScores:
+    """The one scoring of a matrix (the protocol's results and the leaderboard's re-check both call it):
+    paired bootstrap over sentences (and seeds), percentile intervals, D/R/Δ with Holm, per-seed effects."""
+    from regurg_bench.scoring.bootstrap import paired_bootstrap, percentile_interval
+
+    bs = paired_bootstrap(metric, hyps_by_condition, refs, n=resamples, seed=seed)
+    rows = {}
+    for cond in hyps_by_condition:
+        lo, hi = percentile_interval(bs.replicates[cond], level)
+        rows[cond] = {"score": bs.point[cond], "ci_low": lo, "ci_high": hi, "per_seed": bs.per_seed[cond]}
+    return MetricScores(bs, rows, matrix_effects(bs, conditions, generators, level),
+                        [matrix_effects(bs.for_seed(i), conditions, generators, level) for i in range(bs.n_seeds)])
