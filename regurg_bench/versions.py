@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+#: Distributions recorded with every evaluation and every split build: those that can change a score.
+EVAL_PACKAGES = ("regurg-bench", "lm-eval", "sacrebleu", "transformers", "torch", "datasets", "vllm")
+
 
 def package_versions(*names: str, missing: str | None = None) -> dict[str, str]:
     """``{name: version}`` of installed distributions, in the order given.

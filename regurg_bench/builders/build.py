@@ -32,6 +32,7 @@ from regurg_bench.atomic import atomic_write
 from regurg_bench.builders.config import BuildConfig
 from regurg_bench.builders.selection import threshold_for_count, unit_hash
 from regurg_bench.corpora.base import CorpusSource, Pair, PairFingerprint
+from regurg_bench.versions import EVAL_PACKAGES, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def build_splits(config: BuildConfig, out_dir: str | Path, generators: dict[str,
         "dropped_failed_generation": {g: {"count": len(ids), "ids": ids[:100]} for g, ids in dropped.items()},
         "generators": signatures,
         "conditions": conditions_info,
-        "versions": _versions(),
+        "versions": package_versions(*EVAL_PACKAGES),
     }
     if config.write_hf:
         _write_hf(out, list(conditions_info))
@@ -249,12 +250,6 @@ def _progress(enabled: bool, total: int, desc: str):
 
     bar = tqdm(total=total, desc=desc, unit="pair")
     return bar.update
-
-
-def _versions() -> dict[str, str]:
-    from regurg_bench.evaluation.runner import package_versions
-
-    return package_versions()
 
 
 def _write_hf(out: Path, names: list[str]) -> None:

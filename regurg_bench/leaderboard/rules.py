@@ -57,10 +57,8 @@ def check_full_test_set(rel: str, doc_ids: Sequence[int], n_published: int, task
 def check_required_conditions(config: dict[str, Any], conditions: dict[str, Any], config_hash: str,
                               resolved: dict[str, Any] | None) -> None:
     """The scored conditions and seeds are exactly what the recorded config plans."""
-    import hashlib
-    import json
-
     from regurg_bench.builders.config import ConfigError
+    from regurg_bench.hashing import config_hash as hash_config
     from regurg_bench.protocol.config import ProtocolConfig, _validate
     from regurg_bench.protocol.run import planned_conditions
 
@@ -70,8 +68,7 @@ def check_required_conditions(config: dict[str, Any], conditions: dict[str, Any]
         raise violation("required-conditions", f"the recorded config is not a valid protocol config: {err}") from None
     if resolved is not None:
         body = {"config": cfg.model_dump(mode="json"), "resolved": resolved}
-        digest = "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
-                                            .encode("utf-8")).hexdigest()
+        digest = hash_config(body)
         if digest != config_hash:
             raise violation("required-conditions", f"results.json field 'config_hash' is {config_hash}, but the "
                                                    f"recorded config and resolved settings hash to {digest}")

@@ -8,8 +8,6 @@ hf|vllm, tasks, limit, max_gen_toks, batch size), ``mitigations`` (M1-M4), ``sco
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
+from regurg_bench.hashing import config_hash
 from regurg_bench.scoring.bootstrap import MAX_RESAMPLES
 
 
@@ -148,9 +147,7 @@ class ProtocolConfig(_Strict):
         return list(self.mitigations.generators or self.build.generators)
 
     def config_hash(self) -> str:
-        body = {"config": self.model_dump(mode="json"), "resolved": self.resolved()}
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_hash({"config": self.model_dump(mode="json"), "resolved": self.resolved()})
 
     def with_overrides(self, **changes: Any) -> ProtocolConfig:
         data = self.model_dump(mode="json")

@@ -14,7 +14,6 @@ a killed run resumes at the first unfinished step and a finished step is never r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,8 @@ from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.corpora.lines import read_json_objects
+from regurg_bench.hashing import file_sha256 as file_sha
+from regurg_bench.hashing import parts_sha256 as _sha
 from regurg_bench.protocol.config import ProtocolConfig
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,6 @@ SCHEMA_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _sha(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def file_sha(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as handle:
