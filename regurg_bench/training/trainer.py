@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from regurg_bench.atomic import atomic_folder
 from regurg_bench.training.card import CARD_NAME, read_card, write_card
 from regurg_bench.training.config import TrainConfig
 from regurg_bench.training.data import (
@@ -155,13 +156,11 @@ def _prepare_scratch(base: BaseModel, texts: list[str], init_dir: Path, seed: in
     from regurg_bench.models.scratch import get_preset, init_scratch_model, train_tokenizer
 
     if dist.main and not (init_dir / "config.json").is_file():
-        init_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=init_dir.parent, prefix=".init-"))
-        tokenizer = train_tokenizer(texts, get_preset(base.preset).vocab_size)
-        model = init_scratch_model(tokenizer, base.preset, seed)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, init_dir)
+        with atomic_folder(init_dir, prefix=".init-") as tmp:
+            tokenizer = train_tokenizer(texts, get_preset(base.preset).vocab_size)
+            model = init_scratch_model(tokenizer, base.preset, seed)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     dist.barrier()
     return init_dir
 
@@ -246,22 +245,15 @@ def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimize
 
     from safetensors.torch import save_file
 
-    folder = out / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".step-"))
-    save_file({n: p.detach().contiguous() for n, p in trainable_parameters(model).items()},
-              tmp / "trainable.safetensors")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
-    payload = {"config_hash": config.semantic_hash(), **state.__dict__}
-    (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
-    for path in tmp.iterdir():  # durable before it becomes visible under its final name
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    final = folder / f"step-{state.step:08d}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    final = out / "checkpoints" / f"step-{state.step:08d}"
+    # fsync: durable before it becomes visible under its final name
+    with atomic_folder(final, prefix=".step-", fsync=True) as tmp:
+        save_file({n: p.detach().contiguous() for n, p in trainable_parameters(model).items()},
+                  tmp / "trainable.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
+        payload = {"config_hash": config.semantic_hash(), **state.__dict__}
+        (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
     for old in _checkpoints(out)[:-max(1, config.keep_checkpoints)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -557,8 +549,5 @@ def _write_outputs(out: Path, model: nn.Module, tokenizer, config: TrainConfig, 
     if method == "lora" and config.merge_lora:
         from regurg_bench.training.lora import save_merged
 
-        merged_tmp = Path(tempfile.mkdtemp(dir=out, prefix=".merged-"))
-        save_merged(model, tokenizer, merged_tmp)
-        if (out / "merged").exists():
-            shutil.rmtree(out / "merged")
-        os.replace(merged_tmp, out / "merged")
+        with atomic_folder(out / "merged", prefix=".merged-") as merged_tmp:
+            save_merged(model, tokenizer, merged_tmp)
