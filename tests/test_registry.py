@@ -204,3 +204,41 @@ def test_metric_table_directions_and_sacrebleu_objects():
     assert type(corpus_metric("ter")).__name__ == "TER"
     with pytest.raises(KeyError, match="unknown metric 'meteor'"):
         higher_is_better("meteor")
+
+
+# -- CLI help lists come from the registries -----------------------------------------------------
+def _help(register, name: str) -> str:
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # a second command keeps `name` a sub-command
+    return CliRunner().invoke(app, [name, "--help"], terminal_width=400).output
+
+
+def test_cli_help_lists_are_generated_from_the_registries(monkeypatch):
+    from regurg_bench.diagnostics import DIAGNOSTICS
+    from regurg_bench.diagnostics import commands as diagnose_commands
+    from regurg_bench.generation import commands as generate_commands
+    from regurg_bench.generation.base import GENERATORS
+
+    # a kind registered at run time shows up: nothing in the help is typed by hand
+    monkeypatch.setitem(GENERATORS._classes, "zz-probe-generator", type(GENERATORS["apertium"]))
+    monkeypatch.setitem(DIAGNOSTICS._classes, "zz_probe_diagnostic", DIAGNOSTICS["copy"])
+    gen_help = " ".join(_help(generate_commands.register, "generate").split())
+    assert "zz-probe-generator" in gen_help and "scripted" in gen_help  # the test plug-in, too
+    assert all(kind in gen_help for kind in GENERATORS.names())
+    diag_help = " ".join(_help(diagnose_commands.register, "diagnose").split())
+    assert "zz_probe_diagnostic" in diag_help and all(name in diag_help for name in DIAGNOSTICS.names())
+
+
+def test_scripted_generator_is_not_in_the_production_registry():
+    """Without the plug-in variable (as users run it) the test double is not registered."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != PLUGINS_ENV}
+    code = ("from regurg_bench.generation.base import GENERATORS; import regurg_bench.cli; "
+            "print(','.join(GENERATORS.names()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() and "scripted" not in out.strip().split(","), out
