@@ -131,11 +131,6 @@ def embedded_model_path(name: str) -> Path:
     return target
 
 
-def embedded_model_card(name: str) -> dict[str, Any]:
-    """The card of the converted checkpoint (converting it first if needed)."""
-    return json.loads((embedded_model_path(name) / CARD_NAME).read_text(encoding="utf-8"))
-
-
 # -- internals -----------------------------------------------------------------------------------
 
 
