@@ -91,7 +91,7 @@ def main() -> None:
                                       batch_size=args.batch_size, dtype="float32")
                 rows.append(measure(backend, gen, pairs, args.batch_size, warmup))
             elif backend == "openai-loopback":
-                from regurg_bench.generation.openai_server import LoopbackServer
+                from regurg_bench.testing.openai_server import LoopbackServer
 
                 with LoopbackServer(model, max_batch=args.batch_size, batch_wait=0.02,
                                     num_threads=args.threads) as server:

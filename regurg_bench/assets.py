@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from regurg_bench.hashing import file_sha256
+
 try:  # POSIX only; on other platforms we simply run without the inter-process lock.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -93,13 +95,8 @@ def checksums_skipped() -> bool:
     return os.environ.get(SKIP_CHECKSUM_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: Hex sha256 of a file (the one implementation lives in :mod:`regurg_bench.hashing`).
+sha256_file = file_sha256
 
 
 def verify_sha256(path: Path, expected: str, *, what: str, delete_on_mismatch: bool = False,

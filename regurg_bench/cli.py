@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from regurg_bench.console import plain, print_error
+from regurg_bench.corpora.registry import CORPUS_SOURCES
 
 app = typer.Typer(
     name="regurg-bench",
@@ -34,7 +35,8 @@ corpus_app = typer.Typer(
         "`tsv:PATH` or `PATH.tsv` (header `id, source, target`, id optional); `jsonl:PATH` or "
         "`PATH.jsonl`; `moses:PREFIX` (reads `PREFIX.<src>` and `PREFIX.<tgt>`); `hf:PATH_OR_ID` "
         "(a `save_to_disk` folder, or a hub dataset when online). Local formats need "
-        "`--src-lang` and `--tgt-lang`."
+        "`--src-lang` and `--tgt-lang`.\n\n"
+        f"Registered sources (`regurg-bench corpus list`): {CORPUS_SOURCES.help_list()}."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -138,7 +140,6 @@ def _iter_checked(source):
 @corpus_app.command("list")
 def corpus_list() -> None:
     """List registered corpus sources and the embedded corpus' directions and split sizes."""
-    from regurg_bench.corpora import CORPUS_SOURCES
     from regurg_bench.corpora.bible import bible_manifest
 
     table = Table(title="Corpus sources")

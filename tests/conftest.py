@@ -12,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test doubles (the `scripted` generator) are plug-ins, never in the production registries; the variable
+# reaches the subprocesses tests start (`regurg-bench run`, cache workers) too.
+_plugins = [m for m in os.environ.get("REGURG_BENCH_PLUGINS", "").split(",") if m]
+os.environ["REGURG_BENCH_PLUGINS"] = ",".join(dict.fromkeys([*_plugins, "regurg_bench.testing"]))
 
 
 @pytest.fixture(scope="session")

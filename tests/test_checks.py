@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from regurg_bench.builders.build import read_manifest
-from regurg_bench.checks import commands
+from regurg_bench.checks import commands, gate
 from regurg_bench.checks.baseline import Baseline, Expected, Tolerance, load_baseline
 from regurg_bench.checks.compare import compare
 from regurg_bench.corpora.base import Pair, PairFingerprint
@@ -51,7 +51,7 @@ def built(tmp_path_factory) -> Path:
             raise RuntimeError("REGURG_BENCH_REQUIRE_APERTIUM=1 but Apertium en->es is not installed")
         pytest.skip("Apertium is not installed (apt-get install apertium apertium-eng-spa)")
     out = tmp_path_factory.mktemp("ci-split")
-    commands.build_split(CI_CONFIG, out, tmp_path_factory.mktemp("gen-cache"))
+    gate.build_split(CI_CONFIG, out, tmp_path_factory.mktemp("gen-cache"))
     return out
 
 

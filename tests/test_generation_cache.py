@@ -20,12 +20,11 @@ from regurg_bench.generation import (
     GenerationCache,
     GenerationResult,
     GenerationStats,
-    ScriptedGenerator,
     build_generator,
     cache_key,
     generate_targets,
 )
-from regurg_bench.generation.testing import scripted_translation
+from regurg_bench.testing import ScriptedGenerator, scripted_translation
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,8 @@ def _shard_rows(root: Path) -> list[dict]:
 _WORKER = textwrap.dedent("""
     import json, sys
     from regurg_bench.corpora.base import Pair
-    from regurg_bench.generation import GenerationCache, ScriptedGenerator, generate_targets
+    from regurg_bench.generation import GenerationCache, generate_targets
+    from regurg_bench.testing import ScriptedGenerator
     pairs_file, cache_root, out_file, delay, log_path = sys.argv[1:6]
     pairs = [Pair(**row) for row in json.load(open(pairs_file))]
     gen = ScriptedGenerator(delay=float(delay), log_path=log_path)

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from regurg_bench.generation.commands import parse_options, register
-from regurg_bench.generation.testing import scripted_translation
+from regurg_bench.testing.generators import scripted_translation
 
 
 def _app() -> typer.Typer:

@@ -1,6 +1,6 @@
 """The OpenAI-compatible client against a real HTTP server on 127.0.0.1 serving a tiny HF Llama.
 
-The server (regurg_bench.generation.openai_server) really runs the model; it can also answer with
+The server (regurg_bench.testing.openai_server) really runs the model; it can also answer with
 errors or stall, and it counts requests and the peak number in flight.
 """
 
@@ -21,8 +21,8 @@ from regurg_bench.generation import (
     build_generator,
     generate_targets,
 )
-from regurg_bench.generation.openai_server import LoopbackServer
-from regurg_bench.generation.testing import scripted_model
+from regurg_bench.testing.generators import scripted_model
+from regurg_bench.testing.openai_server import LoopbackServer
 
 MODEL = "loopback-model"
 

@@ -16,8 +16,8 @@ from regurg_bench.generation import (
     build_generator,
     generate_targets,
 )
-from regurg_bench.generation.testing import scripted_model
 from regurg_bench.prompt import render_prompt
+from regurg_bench.testing.generators import scripted_model
 
 SCRIPT = [" la", " tierra", " el"]
 

@@ -21,7 +21,7 @@ from regurg_bench.generation import (
     build_generator,
     generate_targets,
 )
-from regurg_bench.generation.testing import scripted_model
+from regurg_bench.testing.generators import scripted_model
 
 pytestmark = pytest.mark.slow  # the engine takes 30-100 s to start on a CPU
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from regurg_bench._lm_eval_hook import task_config_dir
-from regurg_bench.evaluation.signatures import CORPUS_METRICS, corpus_score, sacrebleu_signatures
+from regurg_bench.evaluation.signatures import corpus_score, sacrebleu_signatures
 from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
+from regurg_bench.metric_table import SACREBLEU_METRICS as CORPUS_METRICS
 
 LIMIT = 6
 pytestmark = pytest.mark.slow

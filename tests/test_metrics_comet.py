@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from regurg_bench.corpora.bible import load_bible_pairs
-from regurg_bench.evaluation.signatures import CORPUS_METRICS, corpus_score
+from regurg_bench.evaluation.signatures import corpus_score
+from regurg_bench.metric_table import SACREBLEU_METRICS as CORPUS_METRICS
 from regurg_bench.metrics import comet as comet_mod
 from regurg_bench.metrics.base import MetricError
 from regurg_bench.metrics.cache import ScoreCache
@@ -120,7 +121,7 @@ def test_qe_checkpoint_is_reference_free_and_feeds_m1(checkpoints, pairs, monkey
 
 
 def test_bad_configuration_fails_loudly(checkpoints, monkeypatch, tmp_path):
-    from regurg_bench.metrics.lm_eval_hooks import comet_embedded_dataset
+    from regurg_bench.evaluation.metric_hooks import comet_embedded_dataset
 
     monkeypatch.delenv(comet_mod.MODEL_ENV, raising=False)
     monkeypatch.delenv(comet_mod.QE_MODEL_ENV, raising=False)
@@ -134,11 +135,11 @@ def test_bad_configuration_fails_loudly(checkpoints, monkeypatch, tmp_path):
 
 def test_generated_task_yaml_is_up_to_date():
     from regurg_bench._lm_eval_hook import task_config_dir
-    from regurg_bench.metrics.task_yaml import FOLDER, render_all
+    from regurg_bench.evaluation.neural_task_yaml import FOLDER, render_all
 
     folder = task_config_dir() / FOLDER
     for name, text in render_all().items():
-        assert (folder / name).read_text(encoding="utf-8") == text, f"{name} is stale: run python -m regurg_bench.metrics.task_yaml"
+        assert (folder / name).read_text(encoding="utf-8") == text, f"{name} is stale: run python -m regurg_bench.evaluation.neural_task_yaml"
 
 
 def _lm_eval(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

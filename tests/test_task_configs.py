@@ -68,7 +68,7 @@ def _load_task(name: str, metadata: dict | None = None):
 
 
 def test_task_without_checkpoint_has_no_comet_anywhere(no_comet_env):
-    from regurg_bench.metrics.lm_eval_hooks import RegurgMTTask
+    from regurg_bench.evaluation.metric_hooks import RegurgMTTask
 
     task = _load_task("regurg_mt_en-es")
     assert isinstance(task, RegurgMTTask)
@@ -82,7 +82,7 @@ def test_task_without_checkpoint_has_no_comet_anywhere(no_comet_env):
 
 
 def test_task_with_checkpoint_keeps_only_the_configured_comet_metric(no_comet_env, monkeypatch):
-    from regurg_bench.metrics import lm_eval_hooks
+    from regurg_bench.evaluation import metric_hooks as lm_eval_hooks
 
     seen = {}
 

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from regurg_bench.atomic import atomic_write
 from regurg_bench.builders.config import BuildConfig
 from regurg_bench.builders.selection import threshold_for_count, unit_hash
 from regurg_bench.corpora.base import CorpusSource, Pair, PairFingerprint
+from regurg_bench.versions import EVAL_PACKAGES, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,54 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def _generate_all(corpus: CorpusSource, config: BuildConfig, generators: dict[str, TargetGenerator],
+                  t_sample: float, bar: Callable[[int], Any]) -> tuple[dict[str, list[str]], list[float], list[float]]:
+    """Pass 2: every generator on every sampled source. Returns the ids each generator failed on, and the
+    sample and mix hashes of the pairs every generator answered (the matched pairs)."""
+    dropped: dict[str, list[str]] = {g: [] for g in config.generators}
+    kept_u_sample, kept_u_mix = [], []
+    for batch in _batches(corpus, config.seed, t_sample, config.batch_size):
+        outputs = {g: generators[g].generate([p for p, _, _ in batch]) for g in config.generators}
+        for i, (pair, us, um) in enumerate(batch):
+            failed = [g for g in config.generators if not outputs[g][i]]
+            for g in failed:
+                dropped[g].append(pair.id)
+            if not failed:
+                kept_u_sample.append(us)
+                kept_u_mix.append(um)
+        bar(len(batch))
+    return dropped, kept_u_sample, kept_u_mix
+
+
+def _write_conditions(out: Path, corpus: CorpusSource, config: BuildConfig, generators: dict[str, TargetGenerator],
+                      conditions: list[Condition], failed_ids: set[str], sig_hash: dict[str, Any], t_sample: float,
+                      bar: Callable[[int], Any]) -> tuple[dict[str, PairFingerprint], dict[str, int]]:
+    """Pass 3: write one JSONL per condition (atomically); its fingerprint and count of generated targets."""
+    fingerprints = {c.name: PairFingerprint() for c in conditions}
+    generated_counts = dict.fromkeys(fingerprints, 0)
+    with contextlib.ExitStack() as stack:
+        files = {c.name: stack.enter_context(atomic_write(out / f"{c.name}.jsonl")) for c in conditions}
+        for batch in _batches(corpus, config.seed, t_sample, config.batch_size):
+            batch = [item for item in batch if item[0].id not in failed_ids]
+            outputs = {g: generators[g].generate([p for p, _, _ in batch]) for g in config.generators}
+            for i, (pair, us, um) in enumerate(batch):
+                for cond in conditions:
+                    if not cond.wants(us):
+                        continue
+                    if cond.uses_generated(um):
+                        target, origin = outputs[cond.generator][i], cond.generator
+                        if not target:  # a cache that forgot a result would break matching
+                            raise RuntimeError(f"generator {origin} gave no target for {pair.id} on re-read")
+                        generated_counts[cond.name] += 1
+                    else:
+                        target, origin = pair.target, "human"
+                    files[cond.name].write(_row(pair, target, cond.name, origin, sig_hash.get(origin)))
+                    fingerprints[cond.name].update(Pair(pair.id, pair.source, target, pair.src_lang,
+                                                        pair.tgt_lang))
+            bar(len(batch))
+    return fingerprints, generated_counts
+
+
 def build_splits(config: BuildConfig, out_dir: str | Path, generators: dict[str, TargetGenerator],
                  *, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Build every condition of ``config`` into ``out_dir``; return the manifest."""
@@ -165,48 +214,17 @@ def build_splits(config: BuildConfig, out_dir: str | Path, generators: dict[str,
     out.mkdir(parents=True, exist_ok=True)
 
     # Pass 2: generate every sampled source (results land in the generators' caches); note failures.
-    dropped: dict[str, list[str]] = {g: [] for g in config.generators}
-    kept_u_sample, kept_u_mix = [], []
-    bar = _progress(progress, n_sampled, "generating targets")
-    for batch in _batches(corpus, config.seed, t_sample, config.batch_size):
-        outputs = {g: generators[g].generate([p for p, _, _ in batch]) for g in config.generators}
-        for i, (pair, us, um) in enumerate(batch):
-            failed = [g for g in config.generators if not outputs[g][i]]
-            for g in failed:
-                dropped[g].append(pair.id)
-            if not failed:
-                kept_u_sample.append(us)
-                kept_u_mix.append(um)
-        bar(len(batch))
+    dropped, kept_u_sample, kept_u_mix = _generate_all(corpus, config, generators, t_sample,
+                                                       _progress(progress, n_sampled, "generating targets"))
     failed_ids = {i for ids in dropped.values() for i in ids}
     # Thresholds over the matched pairs only, so ladder rungs, fractions and mixes have exact sizes.
     conditions = plan_conditions(config, np.asarray(kept_u_sample), np.asarray(kept_u_mix))
     del kept_u_sample, kept_u_mix
 
     # Pass 3: write every condition (generators answer from their caches now).
-    fingerprints = {c.name: PairFingerprint() for c in conditions}
-    generated_counts = dict.fromkeys(fingerprints, 0)
-    bar = _progress(progress, n_sampled, "writing splits")
-    with contextlib.ExitStack() as stack:
-        files = {c.name: stack.enter_context(atomic_write(out / f"{c.name}.jsonl")) for c in conditions}
-        for batch in _batches(corpus, config.seed, t_sample, config.batch_size):
-            batch = [item for item in batch if item[0].id not in failed_ids]
-            outputs = {g: generators[g].generate([p for p, _, _ in batch]) for g in config.generators}
-            for i, (pair, us, um) in enumerate(batch):
-                for cond in conditions:
-                    if not cond.wants(us):
-                        continue
-                    if cond.uses_generated(um):
-                        target, origin = outputs[cond.generator][i], cond.generator
-                        if not target:  # a cache that forgot a result would break matching
-                            raise RuntimeError(f"generator {origin} gave no target for {pair.id} on re-read")
-                        generated_counts[cond.name] += 1
-                    else:
-                        target, origin = pair.target, "human"
-                    files[cond.name].write(_row(pair, target, cond.name, origin, sig_hash.get(origin)))
-                    fingerprints[cond.name].update(Pair(pair.id, pair.source, target, pair.src_lang,
-                                                        pair.tgt_lang))
-            bar(len(batch))
+    fingerprints, generated_counts = _write_conditions(out, corpus, config, generators, conditions, failed_ids,
+                                                       sig_hash, t_sample,
+                                                       _progress(progress, n_sampled, "writing splits"))
     conditions_info = {
         c.name: {"kind": c.kind, "generator": c.generator, **c.params, "file": f"{c.name}.jsonl",
                  "pairs": fingerprints[c.name].count, "generated_pairs": generated_counts[c.name],
@@ -230,7 +248,7 @@ def build_splits(config: BuildConfig, out_dir: str | Path, generators: dict[str,
         "dropped_failed_generation": {g: {"count": len(ids), "ids": ids[:100]} for g, ids in dropped.items()},
         "generators": signatures,
         "conditions": conditions_info,
-        "versions": _versions(),
+        "versions": package_versions(*EVAL_PACKAGES),
     }
     if config.write_hf:
         _write_hf(out, list(conditions_info))
@@ -249,12 +267,6 @@ def _progress(enabled: bool, total: int, desc: str):
 
     bar = tqdm(total=total, desc=desc, unit="pair")
     return bar.update
-
-
-def _versions() -> dict[str, str]:
-    from regurg_bench.evaluation.runner import package_versions
-
-    return package_versions()
 
 
 def _write_hf(out: Path, names: list[str]) -> None:

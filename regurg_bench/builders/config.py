@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from regurg_bench.hashing import config_hash
 
 
 class _Strict(BaseModel):
@@ -100,8 +100,7 @@ class BuildConfig(_Strict):
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config (defaults filled in)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_hash(self.model_dump(mode="json"))
 
 
 class ConfigError(ValueError):

@@ -12,7 +12,6 @@ memory at 8 bytes per pair (a million pairs: 8 MB) instead of holding the pairs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -23,10 +22,6 @@ def unit_hash(seed: int, purpose: str, pair_id: str) -> float:
     """A uniform number in [0, 1) from (seed, purpose, id): blake2b, 64 bits."""
     digest = hashlib.blake2b(f"{seed}\x00{purpose}\x00{pair_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / _SCALE
-
-
-def unit_hashes(seed: int, purpose: str, ids: Iterable[str]) -> np.ndarray:
-    return np.fromiter((unit_hash(seed, purpose, i) for i in ids), dtype=np.float64)
 
 
 def threshold_for_count(values: np.ndarray, count: int) -> float:

@@ -5,7 +5,8 @@
 - :mod:`.baseline`: the baseline file (value and tolerance per statistic);
 - :mod:`.compare`: the diff, one :class:`~.compare.CheckResult` per statistic;
 - :mod:`.report`: rich diff table, JSON and JUnit XML;
-- :mod:`.commands`: the ``check`` command (``register(app)``).
+- :mod:`.gate`: the gate itself (which split, build, compare, accept): :func:`~.gate.run_gate`;
+- :mod:`.commands`: the ``check`` command (``register(app)``), a thin CLI over :mod:`.gate`.
 
 The CI split and its baseline live in ``regurg_bench/checks/baselines/``.
 """

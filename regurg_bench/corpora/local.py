@@ -11,7 +11,6 @@ bad byte is reported with its line number).
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from abc import abstractmethod
 from collections import Counter
@@ -24,6 +23,7 @@ from regurg_bench.corpora.lines import check_file as _check_file
 from regurg_bench.corpora.lines import iter_json_objects
 from regurg_bench.corpora.lines import read_lines as _read_lines
 from regurg_bench.corpora.registry import register_corpus
+from regurg_bench.hashing import file_sha256
 
 
 def normalize_whitespace(text: str) -> str:
@@ -77,11 +77,7 @@ def _id_value(value: Any, *, path: Path, line: int, field: str) -> str:
 def _file_provenance(path: Path) -> dict[str, Any]:
     """Path, size and sha256 of one file. Reads the whole file, so only called from provenance()."""
     _check_file(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "size_bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": str(path), "size_bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 class _SingleFileCorpus(CorpusSource):

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from regurg_bench import __version__
 from regurg_bench.corpora.base import Pair
+from regurg_bench.registry import Registry
 
 Stats = dict[str, float | None]
 Family = Literal["errors", "diversity", "uniformity"]
@@ -147,15 +148,13 @@ def check_aligned(pairs: Sequence[Pair], reference: Sequence[Pair] | None) -> No
 
 # -- registry --------------------------------------------------------------------------------------
 
-DIAGNOSTICS: dict[str, type[Diagnostic]] = {}
+#: name -> :class:`Diagnostic` class, each registered under its ``name`` attribute.
+DIAGNOSTICS: Registry[Diagnostic] = Registry("diagnostic", attribute="name", modules=("regurg_bench.diagnostics",))
 
 
 def register_diagnostic(cls: type[Diagnostic]) -> type[Diagnostic]:
     """Class decorator: add a diagnostic to :data:`DIAGNOSTICS` under its ``name``."""
-    if cls.name in DIAGNOSTICS and DIAGNOSTICS[cls.name] is not cls:
-        raise ValueError(f"diagnostic {cls.name!r} is registered twice")
-    DIAGNOSTICS[cls.name] = cls
-    return cls
+    return DIAGNOSTICS.register()(cls)
 
 
 def stat_infos() -> dict[str, tuple[str, StatInfo]]:

@@ -12,6 +12,8 @@ import typer
 from rich.text import Text
 
 from regurg_bench.console import print_error
+from regurg_bench.diagnostics.base import DIAGNOSTICS  # help lists (typer reads annotations at module level)
+from regurg_bench.diagnostics.runner import DEFAULT_DIAGNOSTICS
 
 
 def _parse_generated(values: list[str]) -> dict[str, Path]:
@@ -45,8 +47,8 @@ def register(app: typer.Typer) -> None:
             "--include", help="More file-name patterns of SPLIT_DIR conditions to compare, besides "
                               "`regurg_*` (repeatable), e.g. `mix_*`.")] = None,
         only: Annotated[str | None, typer.Option(
-            "--only", help="Comma-separated diagnostics to run (default: all): reference, length_ratio, copy, "
-                           "language, similarity, diversity, openings, templates, length_spread, repetition.")] = None,
+            "--only", help=f"Comma-separated diagnostics to run (default: {', '.join(DEFAULT_DIAGNOSTICS)}); "
+                           f"registered: {DIAGNOSTICS.help_list()}.")] = None,
         limit: Annotated[int | None, typer.Option("--limit", "-L", min=1, help="Only the first N shared ids.")] = None,
         src_lang: Annotated[str | None, typer.Option("--src-lang", "-s", help="For rows without src_lang.")] = None,
         tgt_lang: Annotated[str | None, typer.Option("--tgt-lang", "-t", help="For rows without tgt_lang.")] = None,

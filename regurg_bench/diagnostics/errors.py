@@ -43,6 +43,7 @@ from regurg_bench.diagnostics.base import (
     share,
     words,
 )
+from regurg_bench.versions import package_versions
 
 # -- reference-based -------------------------------------------------------------------------------
 
@@ -277,12 +278,7 @@ class OutputLanguage(Diagnostic):
         self.languages = tuple(sorted(set(languages))) if languages is not None else None
 
     def settings(self) -> dict[str, Any]:
-        import importlib.metadata
-
-        try:
-            version = importlib.metadata.version("py3langid")
-        except importlib.metadata.PackageNotFoundError:
-            version = "missing"
+        version = package_versions("py3langid", missing="missing")["py3langid"]
         return {"lid": f"py3langid-{version}", "langs": self.languages or "all"}
 
     def compute(self, pairs: Sequence[Pair] | Sequence[str], reference: Sequence[Pair] | None = None) -> Stats:

@@ -8,7 +8,6 @@ curves (types after the first k tokens, equal token counts for all conditions).
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 from regurg_bench import __version__
 from regurg_bench.atomic import atomic_write
+from regurg_bench.versions import package_versions
 
 SCHEMA_VERSION = 1
 FAMILY_TITLES = {
@@ -28,13 +28,8 @@ REAL = "real"
 
 
 def _versions() -> dict[str, str]:
-    out = {"regurg_bench": __version__}
-    for pkg in ("sacrebleu", "py3langid", "numpy", "matplotlib"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+    return {"regurg_bench": __version__, **package_versions("sacrebleu", "py3langid", "numpy", "matplotlib",
+                                                            missing="missing")}
 
 
 def _clean(value: Any) -> Any:

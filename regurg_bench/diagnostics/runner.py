@@ -24,9 +24,9 @@ def build_diagnostics(names: Sequence[str | Diagnostic] = DEFAULT_DIAGNOSTICS, *
                       scorer: SimilarityScorer | SentenceEncoder | None = None) -> list[Diagnostic]:
     """Instances with their default settings; ``token_budget`` goes to the diversity diagnostic and
     ``scorer`` (or encoder) to the cross-lingual similarity. Instances in ``names`` are used as given."""
-    unknown = [n for n in names if isinstance(n, str) and n not in DIAGNOSTICS]
-    if unknown:
-        raise ValueError(f"unknown diagnostic(s) {unknown}; known: {sorted(DIAGNOSTICS)}")
+    for name in names:
+        if isinstance(name, str) and name not in DIAGNOSTICS:
+            raise DIAGNOSTICS.unknown(name)  # before any is built
     out: list[Diagnostic] = []
     for name in names:
         if isinstance(name, Diagnostic):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from regurg_bench._lm_eval_hook import task_config_dir
+from regurg_bench.versions import EVAL_PACKAGES, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,6 @@ def build_task_manager(tasks: list[str], include_path: str | None = None, metada
     return TaskManager(include_path=paths, include_defaults=not only_ours, metadata=metadata or {})
 
 
-def package_versions() -> dict[str, str]:
-    out = {}
-    for dist in ("regurg-bench", "lm-eval", "sacrebleu", "transformers", "torch", "datasets", "vllm"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def run_eval(req: EvalRequest) -> dict[str, Any]:
     """Run lm-eval; save and return its results dict (with our ``regurg_bench`` block)."""
     from lm_eval import simple_evaluate
@@ -120,7 +110,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         "sacrebleu_signatures": sacrebleu_signatures(),
         "test_set_fingerprints": test_set_fingerprints(evaluated),
         "device": device,
-        "versions": package_versions(),
+        "versions": package_versions(*EVAL_PACKAGES),
     }
     samples = results.pop("samples", None)
     if tracker is not None:

@@ -15,7 +15,6 @@ from regurg_bench.generation import (  # noqa: F401  (registration side effects)
     apertium_backend,
     openai_backend,
     teacher_backend,
-    testing,
     transformers_backend,
     vllm_backend,
 )
@@ -35,14 +34,13 @@ from regurg_bench.generation.cache import CacheEntry, CacheSummary, GenerationCa
 from regurg_bench.generation.openai_backend import OpenAIGenerator
 from regurg_bench.generation.runner import GenerationStats, generate_targets
 from regurg_bench.generation.teacher_backend import TeacherGenerator
-from regurg_bench.generation.testing import ScriptedGenerator
 from regurg_bench.generation.transformers_backend import TransformersGenerator, checkpoint_fingerprint
 from regurg_bench.generation.vllm_backend import VLLMGenerator
 
 __all__ = [
     "APERTIUM_DIRECTIONS", "GENERATORS", "ApertiumGenerator", "CacheEntry", "CacheSummary", "GenerationCache",
     "GenerationError", "GenerationResult", "GenerationStats", "Generator", "GeneratorSignature",
-    "OpenAIGenerator", "ScriptedGenerator", "TeacherGenerator", "TransformersGenerator", "UnsupportedDirection",
+    "OpenAIGenerator", "TeacherGenerator", "TransformersGenerator", "UnsupportedDirection",
     "VLLMGenerator", "build_generator", "cache_key", "checkpoint_fingerprint", "generate_targets",
     "generator_kinds", "register_generator",
 ]

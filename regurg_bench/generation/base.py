@@ -14,12 +14,14 @@ vllm, openai) only when a generator is used, so importing :mod:`regurg_bench.gen
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
+
+from regurg_bench.registry import Registry
+from regurg_bench.versions import package_versions
 
 #: Bump when the meaning of a signature field changes (it is part of every hash).
 SIGNATURE_VERSION = 1
@@ -205,53 +207,30 @@ class Generator(ABC):
 
 # -- registry ------------------------------------------------------------------------------------
 
-GENERATORS: dict[str, type[Generator]] = {}
+#: kind -> :class:`Generator` class. The built-in backends register on import of
+#: :mod:`regurg_bench.generation`; test doubles live in :mod:`regurg_bench.testing` (plug-ins).
+GENERATORS: Registry[Generator] = Registry("generator kind", item="generator", attribute="kind",
+                                           modules=("regurg_bench.generation",))
 
-_G = TypeVar("_G", bound=type[Generator])
 
-
-def register_generator(name: str):
+def register_generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
     """Class decorator: register a :class:`Generator` under ``name`` (its ``kind``)."""
-
-    def decorate(cls: _G) -> _G:
-        if name in GENERATORS and GENERATORS[name] is not cls:
-            raise ValueError(f"generator {name!r} is already registered by {GENERATORS[name]}")
-        cls.kind = name
-        GENERATORS[name] = cls
-        return cls
-
-    return decorate
+    return GENERATORS.register(name)
 
 
 def generator_kinds() -> list[str]:
     """The registered generator kinds."""
-    return sorted(GENERATORS)
+    return GENERATORS.names()
 
 
 def build_generator(kind: str, **options: Any) -> Generator:
     """Instantiate the registered generator ``kind`` with config ``options``.
 
-    Unknown kinds and unknown or missing options raise :class:`ValueError` naming what is accepted.
-    Nothing heavy happens here: models load and engines start on the first :meth:`Generator.generate`.
+    Unknown kinds (:class:`~regurg_bench.registry.UnknownNameError`) and unknown or missing options raise
+    ``ValueError`` naming what is accepted. Nothing heavy happens here: models load and engines start on
+    the first :meth:`Generator.generate`.
     """
-    import regurg_bench.generation  # noqa: F401  (registers the built-in backends)
-
-    try:
-        cls = GENERATORS[kind]
-    except KeyError:
-        raise ValueError(f"unknown generator kind {kind!r}; registered: {', '.join(generator_kinds())}") \
-            from None
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = [n for n, p in params.items() if n != "self"
-                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown and not takes_any:
-        raise ValueError(f"generator {kind!r} does not take option(s) {unknown}; it takes: {', '.join(accepted)}")
-    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
-    if missing:
-        raise ValueError(f"generator {kind!r} needs option(s) {missing}")
-    return cls(**options)
+    return GENERATORS.build(kind, **options)
 
 
 def generator_option_problems(kind: str, options: dict[str, Any]) -> list[str]:
@@ -259,51 +238,9 @@ def generator_option_problems(kind: str, options: dict[str, Any]) -> list[str]:
     the kind is registered, every option is one its class takes, required ones are given, and each value
     has the type the class's ``__init__`` annotates (``max_new_tokens: "64x"`` is an error, not a crash
     at the first batch)."""
-    import typing
-
-    from pydantic import ConfigDict, ValidationError, create_model
-
-    import regurg_bench.generation  # noqa: F401  (registers the built-in backends)
-
-    if kind not in GENERATORS:
-        return [f"kind: unknown generator kind {kind!r}; registered: {', '.join(generator_kinds())}"]
-    cls = GENERATORS[kind]
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # an annotation this Python cannot resolve: check names only
-        hints = {}
-    spec = {n: (hints.get(n, Any), ... if p.default is inspect.Parameter.empty else p.default)
-            for n, p in params.items() if n != "self"
-            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    model = create_model(f"{cls.__name__}Options", __config__=ConfigDict(
-        extra="allow" if takes_any else "forbid", arbitrary_types_allowed=True), **spec)
-    try:
-        model.model_validate(options)
-    except ValidationError as err:
-        out = []
-        for e in err.errors():
-            key = ".".join(map(str, e["loc"]))
-            if e["type"] == "extra_forbidden":
-                out.append(f"options.{key}: generator {kind!r} does not take this option; it takes: "
-                           f"{', '.join(spec) or 'none'}")
-            elif e["type"] == "missing":
-                out.append(f"options.{key}: generator {kind!r} needs this option")
-            else:
-                out.append(f"options.{key}: {e['msg']} (got {e.get('input')!r})")
-        return out
-    return []
+    return GENERATORS.option_problems(kind, options)
 
 
 def library_versions(*names: str) -> dict[str, str]:
-    """``{name: version}`` of installed distributions (``"absent"`` when not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "absent"
-    return out
+    """``{name: version}`` of installed distributions (``"absent"`` when not installed; enters signatures)."""
+    return package_versions(*names, missing="absent")

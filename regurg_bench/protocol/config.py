@@ -8,8 +8,6 @@ hf|vllm, tasks, limit, max_gen_toks, batch size), ``mitigations`` (M1-M4), ``sco
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
+from regurg_bench.hashing import config_hash
 from regurg_bench.scoring.bootstrap import MAX_RESAMPLES
 
 
@@ -45,12 +44,12 @@ def _mitigations_model() -> type[BaseModel]:
     """``mitigations:``: ``generators`` plus one key per registered mitigation (its own config model)."""
     from pydantic import create_model
 
-    from regurg_bench.protocol.mitigations import MITIGATIONS
+    from regurg_bench.protocol.mitigations import all_mitigations
 
     fields: dict[str, Any] = {
         #: generators whose REGURG split the per-generator mitigations (M1, M3, M4) mitigate (None: every one)
         "generators": (list[str] | None, None)}
-    fields |= {m.key: (m.settings_type, m.settings_default) for m in MITIGATIONS.values()}
+    fields |= {m.key: (m.settings_type, m.settings_default) for m in all_mitigations()}
     return create_model("Mitigations", __base__=_Strict, __doc__="The mitigations (one key per registered "
                         "mitigation, see regurg_bench.protocol.mitigations).", **fields)
 
@@ -136,10 +135,8 @@ class ProtocolConfig(_Strict):
     def config_hash(self, resolved: dict[str, Any] | None = None) -> str:
         """sha256 of the config (less ``resources``, which do not change a number) and the resolved settings
         (this machine's, or the ``resolved`` a run recorded)."""
-        body = {"config": self.model_dump(mode="json", exclude={"resources"}),
-                "resolved": self.resolved() if resolved is None else resolved}
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_hash({"config": self.model_dump(mode="json", exclude={"resources"}),
+                            "resolved": self.resolved() if resolved is None else resolved})
 
     def with_overrides(self, **changes: Any) -> ProtocolConfig:
         data = self.model_dump(mode="json")

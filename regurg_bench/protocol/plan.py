@@ -8,11 +8,11 @@ adds its own students (:mod:`regurg_bench.protocol.mitigations`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from regurg_bench.hashing import file_sha256, parts_sha256
 
 #: Part of every step key: bump it when a step's output changes for the same inputs.
 if TYPE_CHECKING:
@@ -21,21 +21,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
-def sha(*parts: Any) -> str:
-    """sha256 (hex) of JSON-serialised parts: the fingerprint of a step's inputs."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def file_sha(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha = parts_sha256  # the fingerprint of a step's inputs
+file_sha = file_sha256
 
 
 @dataclass

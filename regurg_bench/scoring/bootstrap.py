@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regurg_bench.evaluation.signatures import corpus_metric, higher_is_better
+from regurg_bench.metric_table import corpus_metric, higher_is_better
 
 DEFAULT_RESAMPLES = 1000
 #: The most resamples a config or a submission may ask for: each one holds a float per condition, seed

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
+
+from regurg_bench.hashing import config_hash
 
 #: Fields that do not change the trained weights; a resumed run may change them freely.
 NON_SEMANTIC_FIELDS = frozenset({"out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -87,9 +87,7 @@ class TrainConfig:
 
     def semantic_hash(self) -> str:
         """Hash of the fields that determine the weights: a checkpoint only resumes the same run."""
-        semantic = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS}
-        canonical = json.dumps(semantic, sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_hash({k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS})
 
 
 # --- validation: one typed model for `regurg-bench train` and the protocol's `train:` overrides ------

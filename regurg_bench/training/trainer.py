@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from regurg_bench.atomic import atomic_folder
 from regurg_bench.training.card import CARD_NAME, read_card, write_card
 from regurg_bench.training.config import TrainConfig
 from regurg_bench.training.data import (
@@ -155,13 +156,11 @@ def _prepare_scratch(base: BaseModel, texts: list[str], init_dir: Path, seed: in
     from regurg_bench.models.scratch import get_preset, init_scratch_model, train_tokenizer
 
     if dist.main and not (init_dir / "config.json").is_file():
-        init_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=init_dir.parent, prefix=".init-"))
-        tokenizer = train_tokenizer(texts, get_preset(base.preset).vocab_size)
-        model = init_scratch_model(tokenizer, base.preset, seed)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, init_dir)
+        with atomic_folder(init_dir, prefix=".init-") as tmp:
+            tokenizer = train_tokenizer(texts, get_preset(base.preset).vocab_size)
+            model = init_scratch_model(tokenizer, base.preset, seed)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     dist.barrier()
     return init_dir
 
@@ -246,22 +245,15 @@ def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimize
 
     from safetensors.torch import save_file
 
-    folder = out / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".step-"))
-    save_file({n: p.detach().contiguous() for n, p in trainable_parameters(model).items()},
-              tmp / "trainable.safetensors")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
-    payload = {"config_hash": config.semantic_hash(), **state.__dict__}
-    (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
-    for path in tmp.iterdir():  # durable before it becomes visible under its final name
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    final = folder / f"step-{state.step:08d}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    final = out / "checkpoints" / f"step-{state.step:08d}"
+    # fsync: durable before it becomes visible under its final name
+    with atomic_folder(final, prefix=".step-", fsync=True) as tmp:
+        save_file({n: p.detach().contiguous() for n, p in trainable_parameters(model).items()},
+                  tmp / "trainable.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
+        payload = {"config_hash": config.semantic_hash(), **state.__dict__}
+        (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
     for old in _checkpoints(out)[:-max(1, config.keep_checkpoints)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -335,6 +327,46 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         torch.utils.deterministic.fill_uninitialized_memory = saved[2]
 
 
+@dataclass
+class _Run:
+    """Everything :func:`_train` prepared once: data, schedule, model, optimizer (see :func:`_prepare`)."""
+
+    config: TrainConfig
+    out: Path
+    dist: Dist
+    split: Any
+    forget: Any
+    base: BaseModel
+    method: str
+    model_path: Path | str
+    model: nn.Module
+    tokenizer: Any
+    attention: str | None
+    pad_id: int
+    examples: list
+    forget_examples: list
+    order_mode: str
+    n_used: int
+    total_steps: int
+    schedule: list
+    forget_schedule: list
+    bound: float
+    params: dict[str, nn.Parameter]
+    peak_lr: float
+    optimizer: torch.optim.Optimizer
+    loss_module: nn.Module
+    step_module: nn.Module
+    bf16: bool
+    warmup: int
+
+    def forget_eval(self) -> dict[str, float]:
+        """Mean completion CE on the forget set and on the first 256 replay examples."""
+        eval_replay = [self.examples[i] for i in range(min(256, len(self.examples)))]
+        with torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return {"forget_ce": mean_completion_ce(self.loss_module, self.forget_examples, self.pad_id),
+                    "replay_ce": mean_completion_ce(self.loss_module, eval_replay, self.pad_id)}
+
+
 def _train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None) -> Path:
     out = Path(config.out)
     dist = setup_distributed()
@@ -344,6 +376,63 @@ def _train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None) -> P
             raise RuntimeError(f"{out} holds a finished run with different settings; choose another --out")
         log.info("%s: already trained (%s); nothing to do", out, CARD_NAME)
         return out
+    run = _prepare(config, out, dist)
+    state = TrainState()
+    checkpoints = _checkpoints(out)
+    if checkpoints:
+        state = load_checkpoint(checkpoints[-1], run.model, run.optimizer, config)
+        log.info("resuming from %s", checkpoints[-1])
+    elif run.forget:
+        state.forget_eval_before = run.forget_eval()
+    state.segments += 1
+
+    from tqdm.auto import tqdm
+
+    total_steps = run.total_steps
+    bar = tqdm(total=total_steps, initial=state.step, disable=not (config.progress and dist.main),
+               desc=f"train {out.name}", unit="step", dynamic_ncols=True)
+    stop_at = min(total_steps, config.stop_after_steps or total_steps)
+    started, tokens_at_start = time.perf_counter(), state.tokens
+    window: list[float] = []
+    while state.step < stop_at:
+        info = _step(run, state)
+        window.append(info.loss)
+        run_s = time.perf_counter() - started
+        if dist.main and on_step is not None:
+            on_step(info)
+        if state.step % config.log_every == 0 or state.step == total_steps:
+            point = {"step": state.step, "loss": sum(window) / len(window), "replay_ce": info.replay_ce,
+                     "lr": info.lr, "tokens": state.tokens, "elapsed_s": round(state.elapsed_s + run_s, 3)}
+            if run.forget:
+                point["forget_ce"] = info.forget_ce
+            state.loss_curve.append(point)
+            window = []
+        bar.set_postfix(loss=f"{info.loss:.3f}",
+                        tok_s=f"{(state.tokens - tokens_at_start) / max(run_s, 1e-9):,.0f}", refresh=False)
+        bar.update(1)
+        checkpoint_due = config.checkpoint_every and state.step % config.checkpoint_every == 0
+        if (checkpoint_due or state.step == stop_at) and state.step < total_steps:
+            if dist.main:
+                saved_elapsed = state.elapsed_s
+                state.elapsed_s += time.perf_counter() - started
+                save_checkpoint(out, run.model, run.optimizer, state, config)
+                state.elapsed_s = saved_elapsed
+            dist.barrier()
+    bar.close()
+    state.elapsed_s += time.perf_counter() - started
+    if state.step < total_steps:  # stop_after_steps: checkpointed above, resume later
+        return out
+    if dist.main:
+        _finish(run, state)
+    dist.barrier()
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return out
+
+
+def _prepare(config: TrainConfig, out: Path, dist: Dist) -> _Run:
+    """Seed, read the data, plan every batch, load the model and build the optimizer (in that order:
+    the order of seeded operations is part of the numbers the training tests pin)."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -398,151 +487,107 @@ def _train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None) -> P
     if dist.world > 1:
         loss_module = nn.parallel.DistributedDataParallel(loss_module)
     step_module = torch.compile(loss_module, dynamic=True) if config.compile else loss_module
-    bf16 = use_bf16(config.precision, dist.device)
     warmup = config.warmup_steps if config.warmup_steps is not None else max(1, round(0.05 * total_steps))
+    return _Run(config, out, dist, split, forget, base, method, model_path, model, tokenizer, attention, pad_id,
+                examples, forget_examples, order_mode, n_used, total_steps, schedule, forget_schedule, bound,
+                params, peak_lr, optimizer, loss_module, step_module, use_bf16(config.precision, dist.device),
+                warmup)
 
-    state = TrainState()
-    checkpoints = _checkpoints(out)
-    if checkpoints:
-        state = load_checkpoint(checkpoints[-1], model, optimizer, config)
-        log.info("resuming from %s", checkpoints[-1])
-    elif forget:
-        eval_replay = [examples[i] for i in range(min(256, len(examples)))]
-        with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=bf16):
-            state.forget_eval_before = {"forget_ce": mean_completion_ce(loss_module, forget_examples, pad_id),
-                                        "replay_ce": mean_completion_ce(loss_module, eval_replay, pad_id)}
-    state.segments += 1
 
-    from tqdm.auto import tqdm
+def _step(run: _Run, state: TrainState) -> StepInfo:
+    """One optimizer step on batch ``state.step`` of the schedule; advances ``state``."""
+    config, dist, examples, forget_examples = run.config, run.dist, run.examples, run.forget_examples
+    step = state.step
+    batch = run.schedule[step]
+    forget_batch = run.forget_schedule[step] if run.forget else []
+    # This process' share of the global batch (a process with no share computes with weight 0).
+    local = batch[dist.rank::dist.world]
+    local_forget = forget_batch[dist.rank::dist.world]
+    weight = 1.0 if local else 0.0
+    chunk = [examples[i] for i in (local or batch[:1])] + [forget_examples[i] for i in local_forget]
+    n_replay_local = len(local or batch[:1])
+    n_replay = sum(n_loss_tokens_of(examples[i]) for i in batch)
+    n_forget = sum(n_loss_tokens_of(forget_examples[i]) for i in forget_batch)
+    input_ids, mask, labels = (t.to(dist.device) for t in collate(chunk, run.pad_id, config.pad_to_multiple_of))
 
-    bar = tqdm(total=total_steps, initial=state.step, disable=not (config.progress and dist.main),
-               desc=f"train {out.name}", unit="step", dynamic_ncols=True)
-    stop_at = min(total_steps, config.stop_after_steps or total_steps)
-    started, tokens_at_start = time.perf_counter(), state.tokens
-    window: list[float] = []
-    while state.step < stop_at:
-        step = state.step
-        batch = schedule[step]
-        forget_batch = forget_schedule[step] if forget else []
-        # This process' share of the global batch (a process with no share computes with weight 0).
-        local = batch[dist.rank::dist.world]
-        local_forget = forget_batch[dist.rank::dist.world]
-        weight = 1.0 if local else 0.0
-        chunk = [examples[i] for i in (local or batch[:1])] + [forget_examples[i] for i in local_forget]
-        n_replay_local = len(local or batch[:1])
-        n_replay = sum(n_loss_tokens_of(examples[i]) for i in batch)
-        n_forget = sum(n_loss_tokens_of(forget_examples[i]) for i in forget_batch)
-        input_ids, mask, labels = (t.to(dist.device) for t in collate(chunk, pad_id, config.pad_to_multiple_of))
-
-        lr = lr_at(step, total_steps, warmup, peak_lr, config.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=bf16):
-            per_example = step_module(input_ids, mask, labels)
-        replay_sum = per_example[:n_replay_local].sum() * weight
-        forget_sum = per_example[n_replay_local:].sum()
-        sums = torch.stack([replay_sum.detach(), forget_sum.detach()])
-        if dist.world > 1:
-            torch.distributed.all_reduce(sums)
-        replay_ce = float(sums[0]) / n_replay
-        forget_ce = float(sums[1]) / n_forget if forget else None
-        # DDP averages gradients over processes, hence the factor world.
-        loss = replay_sum / n_replay * dist.world
-        if forget and forget_ce < bound:  # min(CE, bound): no forgetting gradient beyond the bound
-            loss = loss - config.forget_weight * forget_sum / n_forget * dist.world
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(list(params.values()), config.grad_clip)
-        optimizer.step()
-
-        objective = replay_ce - (config.forget_weight * min(forget_ce, bound) if forget else 0.0)
-        ids = [split.pairs[i].id for i in batch]
-        state.step += 1
-        state.tokens += sum(len(examples[i][0]) for i in batch) + sum(len(forget_examples[i][0])
-                                                                      for i in forget_batch)
-        state.target_tokens += n_replay
-        state.order_sha256 = chain_hash(state.order_sha256, ids)
-        window.append(objective)
-        run_s = time.perf_counter() - started
-        if dist.main and on_step is not None:
-            on_step(StepInfo(state.step, ids, objective, replay_ce, forget_ce, lr, state.tokens))
-        if state.step % config.log_every == 0 or state.step == total_steps:
-            point = {"step": state.step, "loss": sum(window) / len(window), "replay_ce": replay_ce,
-                     "lr": lr, "tokens": state.tokens, "elapsed_s": round(state.elapsed_s + run_s, 3)}
-            if forget:
-                point["forget_ce"] = forget_ce
-            state.loss_curve.append(point)
-            window = []
-        bar.set_postfix(loss=f"{objective:.3f}", tok_s=f"{(state.tokens - tokens_at_start) / max(run_s, 1e-9):,.0f}",
-                        refresh=False)
-        bar.update(1)
-        checkpoint_due = config.checkpoint_every and state.step % config.checkpoint_every == 0
-        if (checkpoint_due or state.step == stop_at) and state.step < total_steps:
-            if dist.main:
-                saved_elapsed = state.elapsed_s
-                state.elapsed_s += time.perf_counter() - started
-                save_checkpoint(out, model, optimizer, state, config)
-                state.elapsed_s = saved_elapsed
-            dist.barrier()
-    bar.close()
-    state.elapsed_s += time.perf_counter() - started
-    if state.step < total_steps:  # stop_after_steps: checkpointed above, resume later
-        return out
-
-    if dist.main:
-        summary: dict[str, Any] = {}
-        if forget:
-            model.eval()
-            eval_replay = [examples[i] for i in range(min(256, len(examples)))]
-            with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=bf16):
-                summary = {"before": state.forget_eval_before,
-                           "after": {"forget_ce": mean_completion_ce(loss_module, forget_examples, pad_id),
-                                     "replay_ce": mean_completion_ce(loss_module, eval_replay, pad_id)}}
-        _write_outputs(out, model, tokenizer, config, method)
-        n_params = sum(p.numel() for p in model.parameters())
-        card = {
-            "config": config.to_dict(),
-            "config_hash": config.semantic_hash(),
-            "base_model": {"spec": base.spec, "kind": base.kind, "preset": base.preset,
-                           "path": None if base.kind == "scratch" else str(model_path)},
-            "method": method,
-            "split": {"spec": config.split, "fingerprint": split.fingerprint,
-                      "declared_fingerprint": split.declared_fingerprint, "pairs": len(split.pairs),
-                      "provenance": split.provenance},
-            "order": {"mode": order_mode, "sha256": state.order_sha256, "pairs_used": n_used,
-                      "first_ids": [split.pairs[i].id for i in schedule[0][:5]]},
-            "steps": state.step,
-            "epochs": state.step * config.batch_size / n_used,
-            "tokens": state.tokens,
-            "target_tokens": state.target_tokens,
-            "wall_time_s": round(state.elapsed_s, 3),
-            "tokens_per_s": round(state.tokens / max(state.elapsed_s, 1e-9), 1),
-            "segments": state.segments,
-            "parameters": n_params,
-            "trainable_parameters": sum(p.numel() for p in params.values()),
-            "precision": "bf16-autocast" if bf16 else "fp32",
-            "compile": config.compile,
-            "attention": model.config._attn_implementation if method != "lora" else attention,
-            "world_size": dist.world,
-            "device": str(dist.device),
-            "threads": torch.get_num_threads(),
-            "lr": peak_lr,
-            "warmup_steps": warmup,
-            "loss_curve": state.loss_curve,
-            "final_loss": state.loss_curve[-1]["loss"] if state.loss_curve else None,
-        }
-        if forget:
-            card["unlearning"] = {"objective": "CE(replay) - lambda * min(CE(forget), bound)",
-                                  "lambda": config.forget_weight, "bound": bound,
-                                  "forget_spec": config.forget, "forget_pairs": len(forget.pairs),
-                                  "forget_fingerprint": forget.fingerprint, **summary}
-        write_card(out, card)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    dist.barrier()
+    lr = lr_at(step, run.total_steps, run.warmup, run.peak_lr, config.min_lr_ratio)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+        per_example = run.step_module(input_ids, mask, labels)
+    replay_sum = per_example[:n_replay_local].sum() * weight
+    forget_sum = per_example[n_replay_local:].sum()
+    sums = torch.stack([replay_sum.detach(), forget_sum.detach()])
     if dist.world > 1:
-        torch.distributed.destroy_process_group()
-    return out
+        torch.distributed.all_reduce(sums)
+    replay_ce = float(sums[0]) / n_replay
+    forget_ce = float(sums[1]) / n_forget if run.forget else None
+    # DDP averages gradients over processes, hence the factor world.
+    loss = replay_sum / n_replay * dist.world
+    if run.forget and forget_ce < run.bound:  # min(CE, bound): no forgetting gradient beyond the bound
+        loss = loss - config.forget_weight * forget_sum / n_forget * dist.world
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(list(run.params.values()), config.grad_clip)
+    run.optimizer.step()
+
+    objective = replay_ce - (config.forget_weight * min(forget_ce, run.bound) if run.forget else 0.0)
+    ids = [run.split.pairs[i].id for i in batch]
+    state.step += 1
+    state.tokens += sum(len(examples[i][0]) for i in batch) + sum(len(forget_examples[i][0])
+                                                                  for i in forget_batch)
+    state.target_tokens += n_replay
+    state.order_sha256 = chain_hash(state.order_sha256, ids)
+    return StepInfo(state.step, ids, objective, replay_ce, forget_ce, lr, state.tokens)
+
+
+def _finish(run: _Run, state: TrainState) -> None:
+    """Main process, after the last step: evaluate forgetting, save the model, write the card."""
+    config, model, split, forget = run.config, run.model, run.split, run.forget
+    summary: dict[str, Any] = {}
+    if forget:
+        model.eval()
+        summary = {"before": state.forget_eval_before, "after": run.forget_eval()}
+    _write_outputs(run.out, model, run.tokenizer, config, run.method)
+    card = {
+        "config": config.to_dict(),
+        "config_hash": config.semantic_hash(),
+        "base_model": {"spec": run.base.spec, "kind": run.base.kind, "preset": run.base.preset,
+                       "path": None if run.base.kind == "scratch" else str(run.model_path)},
+        "method": run.method,
+        "split": {"spec": config.split, "fingerprint": split.fingerprint,
+                  "declared_fingerprint": split.declared_fingerprint, "pairs": len(split.pairs),
+                  "provenance": split.provenance},
+        "order": {"mode": run.order_mode, "sha256": state.order_sha256, "pairs_used": run.n_used,
+                  "first_ids": [split.pairs[i].id for i in run.schedule[0][:5]]},
+        "steps": state.step,
+        "epochs": state.step * config.batch_size / run.n_used,
+        "tokens": state.tokens,
+        "target_tokens": state.target_tokens,
+        "wall_time_s": round(state.elapsed_s, 3),
+        "tokens_per_s": round(state.tokens / max(state.elapsed_s, 1e-9), 1),
+        "segments": state.segments,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in run.params.values()),
+        "precision": "bf16-autocast" if run.bf16 else "fp32",
+        "compile": config.compile,
+        "attention": model.config._attn_implementation if run.method != "lora" else run.attention,
+        "world_size": run.dist.world,
+        "device": str(run.dist.device),
+        "threads": torch.get_num_threads(),
+        "lr": run.peak_lr,
+        "warmup_steps": run.warmup,
+        "loss_curve": state.loss_curve,
+        "final_loss": state.loss_curve[-1]["loss"] if state.loss_curve else None,
+    }
+    if forget:
+        card["unlearning"] = {"objective": "CE(replay) - lambda * min(CE(forget), bound)",
+                              "lambda": config.forget_weight, "bound": run.bound,
+                              "forget_spec": config.forget, "forget_pairs": len(forget.pairs),
+                              "forget_fingerprint": forget.fingerprint, **summary}
+    write_card(run.out, card)
+    shutil.rmtree(run.out / "checkpoints", ignore_errors=True)
 
 
 def _write_outputs(out: Path, model: nn.Module, tokenizer, config: TrainConfig, method: str) -> None:
@@ -557,8 +602,5 @@ def _write_outputs(out: Path, model: nn.Module, tokenizer, config: TrainConfig, 
     if method == "lora" and config.merge_lora:
         from regurg_bench.training.lora import save_merged
 
-        merged_tmp = Path(tempfile.mkdtemp(dir=out, prefix=".merged-"))
-        save_merged(model, tokenizer, merged_tmp)
-        if (out / "merged").exists():
-            shutil.rmtree(out / "merged")
-        os.replace(merged_tmp, out / "merged")
+        with atomic_folder(out / "merged", prefix=".merged-") as merged_tmp:
+            save_merged(model, tokenizer, merged_tmp)

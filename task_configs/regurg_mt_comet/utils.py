@@ -1,7 +1,6 @@
 """lm-eval hooks of the regurg_mt_comet_* and regurg_mt_muse_* tasks (logic: regurg_bench.metrics)."""
 
-from regurg_bench.evaluation.signatures import sacrebleu_signatures
-from regurg_bench.metrics.lm_eval_hooks import (
+from regurg_bench.evaluation.metric_hooks import (
     comet_aggregation,
     comet_custom_dataset,
     comet_embedded_dataset,
@@ -11,6 +10,7 @@ from regurg_bench.metrics.lm_eval_hooks import (
     process_results_comet,
     process_results_muse,
 )
+from regurg_bench.evaluation.signatures import sacrebleu_signatures
 
 SACREBLEU_SIGNATURES = sacrebleu_signatures()
 # Static descriptions; the exact signatures (checkpoint sha256, ...) are in `regurg-bench eval`'s

@@ -8,10 +8,11 @@ verifier all find mitigations here, so adding one is one new module plus one tes
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from regurg_bench.registry import Registry
 
 if TYPE_CHECKING:
     from regurg_bench.protocol.config import ProtocolConfig
@@ -25,6 +26,8 @@ class Mitigation:
 
     key: ClassVar[str]
     label: ClassVar[str]  # "M1" ...
+    #: the run order: data are derived and students trained in increasing ``order`` (M4 needs M3's or M1's data)
+    order: ClassVar[int]
     settings_type: ClassVar[Any]
     settings_default: ClassVar[Any]
     claims: ClassVar[dict[str, str]]
@@ -61,37 +64,28 @@ class Mitigation:
         raise NotImplementedError
 
 
-MITIGATIONS: dict[str, Mitigation] = {}
+#: The registry (regurg_bench.registry): name (the config key) -> class, in the protocol's order.
+MITIGATIONS: Registry[Mitigation] = Registry("mitigation", attribute="key")
+register = MITIGATIONS.register()  # class decorator; the name is the class's ``key``
 
 
-def register(cls: type[Mitigation]) -> type[Mitigation]:
-    if cls.key in MITIGATIONS:
-        raise ValueError(f"mitigation {cls.key!r} is registered twice")
-    MITIGATIONS[cls.key] = cls()
-    return cls
+def all_mitigations() -> list[Mitigation]:
+    return sorted((MITIGATIONS[name]() for name in MITIGATIONS), key=lambda m: m.order)
 
 
 def get_mitigation(key: str) -> Mitigation:
-    try:
-        return MITIGATIONS[key]
-    except KeyError:
-        close = difflib.get_close_matches(key, list(MITIGATIONS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown mitigation {key!r} (known: {', '.join(MITIGATIONS)}){hint}") from None
+    """The mitigation configured under ``key`` (UnknownNameError, with "did you mean", if none)."""
+    return MITIGATIONS[key]()
 
 
 def enabled_mitigations(cfg: ProtocolConfig) -> list[Mitigation]:
-    return [m for m in MITIGATIONS.values() if m.enabled(cfg)]
+    return [m for m in all_mitigations() if m.enabled(cfg)]
 
 
 def mitigation_claims() -> dict[str, str]:
     """Every mitigation condition kind -> its claim text."""
-    return {kind: text for m in MITIGATIONS.values() for kind, text in m.claims.items()}
+    return {kind: text for m in all_mitigations() for kind, text in m.claims.items()}
 
 
-# The protocol's order: data M1, M2, M3, M4 (M4 ranks pairs by M3 or M1); students per generator M1, M3,
-# M4, then M2 once per seed.
-from regurg_bench.protocol.mitigations import quality  # noqa: E402,F401,I001
-from regurg_bench.protocol.mitigations import multigen  # noqa: E402,F401
-from regurg_bench.protocol.mitigations import detector  # noqa: E402,F401
-from regurg_bench.protocol.mitigations import unlearning  # noqa: E402,F401
+# The shipped mitigations (a user's own register through REGURG_BENCH_PLUGINS, see regurg_bench.registry).
+from regurg_bench.protocol.mitigations import detector, multigen, quality, unlearning  # noqa: E402,F401

@@ -24,6 +24,7 @@ class DetectorMitigation(BaseModel):
 class Detector(Mitigation):
     key = "detector"
     label = "M3"
+    order = 3
     settings_type = DetectorMitigation
     settings_default = DetectorMitigation()
     claims = {"m3_detector": "M3: ordering generated pairs by a detector's P(human) recovers part of the gap: R > 0"}

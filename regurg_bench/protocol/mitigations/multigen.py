@@ -12,6 +12,7 @@ from regurg_bench.protocol.mitigations import Mitigation, register
 class MultiGenerator(Mitigation):
     key = "multi_generator"
     label = "M2"
+    order = 2
     settings_type = bool
     settings_default = True  # needs >= 2 generators; skipped with a note otherwise
     claims = {"m2_multigen": "M2: mixing several generators at equal total size recovers part of the gap: R > 0"}

@@ -25,6 +25,7 @@ class QualityMitigation(BaseModel):
 class Quality(Mitigation):
     key = "quality"
     label = "M1"
+    order = 1
     settings_type = QualityMitigation
     settings_default = QualityMitigation()
     claims = {

@@ -27,6 +27,7 @@ class UnlearningMitigation(BaseModel):
 class Unlearning(Mitigation):
     key = "unlearning"
     label = "M4"
+    order = 4
     settings_type = UnlearningMitigation
     settings_default = UnlearningMitigation()
     claims = {"m4_unlearn": "M4 (extension): unlearning the least human-like pairs recovers part of the gap: R > 0"}

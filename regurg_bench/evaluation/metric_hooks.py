@@ -47,12 +47,13 @@ from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
+from regurg_bench.metric_table import METRICS, SACREBLEU_METRICS
 from regurg_bench.metrics.base import MetricError
 
 log = logging.getLogger(__name__)
 
 #: The COMET metric names, in the order they are declared in ``metric_list``.
-COMET_METRICS: tuple[str, ...] = ("comet", "comet_qe")
+COMET_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.family == "neural")
 #: What the current process's COMET tasks score with: {"comet": model, "comet_qe": model}.
 _COMET_CONFIG: dict[str, str] = {}
 _COMET_BATCH_SIZE = 16
@@ -153,7 +154,7 @@ def _sacrebleu_items(doc: dict, results: list) -> tuple[str, dict]:
     hyp = results[0]
     gold = doc["target"]
     gold = type(hyp)(gold) if type(gold) is not type(hyp) else gold
-    return hyp, {m: [gold, hyp] for m in ("bleu", "chrf", "chrf++", "ter")}
+    return hyp, {m: [gold, hyp] for m in SACREBLEU_METRICS}
 
 
 def process_results(doc: dict, results: list) -> dict:

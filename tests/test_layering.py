@@ -1,0 +1,66 @@
+"""Lower stages never import higher ones (every import counts, module-level or inside a function)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "regurg_bench"
+
+#: subpackage or module -> packages it must never import.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    # pure math: no model, no lm-eval glue, no stage above it
+    "scoring": ("regurg_bench.evaluation", "regurg_bench.protocol", "regurg_bench.leaderboard",
+                "regurg_bench.training", "regurg_bench.generation"),
+    # neural metrics are used by evaluation's tasks, not the other way round
+    "metrics": ("regurg_bench.evaluation", "regurg_bench.protocol", "regurg_bench.leaderboard"),
+    # splits are built before any evaluation exists
+    "builders": ("regurg_bench.evaluation", "regurg_bench.protocol", "regurg_bench.leaderboard"),
+    "corpora": ("regurg_bench.generation", "regurg_bench.builders", "regurg_bench.evaluation",
+                "regurg_bench.training", "regurg_bench.protocol"),
+    # the shared helpers sit below everything
+    "registry.py": ("regurg_bench.",), "hashing.py": ("regurg_bench.",), "versions.py": ("regurg_bench.",),
+    "metric_table.py": ("regurg_bench.",), "atomic.py": ("regurg_bench.",),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, absolute names (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(("regurg_bench", *path.relative_to(PACKAGE).parent.parts))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            out |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return out
+
+
+def _files(unit: str) -> list[Path]:
+    target = PACKAGE / unit
+    return sorted(target.rglob("*.py")) if target.is_dir() else [target]
+
+
+@pytest.mark.parametrize("unit", sorted(FORBIDDEN))
+def test_lower_layers_do_not_import_higher_ones(unit):
+    bad = {f"{path.relative_to(PACKAGE)} imports {module}"
+           for path in _files(unit) for module in imported_modules(path)
+           if any(module == f.rstrip(".") or module.startswith(f if f.endswith(".") else f + ".")
+                  for f in FORBIDDEN[unit])}
+    assert not bad, sorted(bad)
+
+
+def test_the_checker_sees_function_level_imports(tmp_path):
+    sample = PACKAGE / "scoring" / "_layering_probe.py"
+    sample.write_text("def f():\n    from regurg_bench.evaluation.signatures import corpus_score\n")
+    try:
+        assert "regurg_bench.evaluation.signatures" in imported_modules(sample)
+    finally:
+        sample.unlink()

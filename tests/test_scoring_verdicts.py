@@ -1,0 +1,96 @@
+"""The verdict words the benchmark reports ("holds", "contradicted", "inconclusive", "undefined"), for
+known inputs, through the scoring functions that compute them, for each metric direction.
+
+Bootstrap replicates are made up (normal draws around chosen scores), so each case's expected verdict
+follows from the numbers alone: real data better -> D holds; worse -> contradicted; overlapping ->
+inconclusive; S_real = 0 -> undefined. TER is lower-is-better: the same story told with TER numbers
+must give the same words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regurg_bench.metric_table import higher_is_better
+from regurg_bench.protocol.report import _verdict
+from regurg_bench.scoring.bootstrap import BootstrapScores
+from regurg_bench.scoring.effects import degradation, holm, recovery
+from regurg_bench.scoring.matrix import matrix_effects
+
+N = 2000
+
+
+def _scores(metric: str, means: dict[str, float], sd: float = 0.1, seed: int = 0) -> BootstrapScores:
+    rng = np.random.default_rng(seed)
+    reps = {c: rng.normal(m, sd, N) if m else np.zeros(N) for c, m in means.items()}
+    return BootstrapScores(metric, higher_is_better(metric), dict(means), reps, {c: [m] for c, m in means.items()},
+                           n_sentences=100, n_resamples=N, seed=seed)
+
+
+def _better(metric: str, good: float, bad: float) -> tuple[float, float]:
+    """(score of the better system, score of the worse one) in ``metric``'s own direction."""
+    return (good, bad) if higher_is_better(metric) else (bad, good)
+
+
+@pytest.mark.parametrize("metric", ["bleu", "chrf", "ter"])
+@pytest.mark.parametrize(("story", "expected"), [
+    ("real better", "holds"),
+    ("regurg better", "contradicted"),
+    ("overlap", "inconclusive (interval contains 0)"),
+])
+def test_degradation_verdicts(metric, story, expected):
+    hi, lo = _better(metric, 30.0, 20.0)  # hi: the better score in this metric's direction
+    means = {"real better": {"real": hi, "regurg": lo}, "regurg better": {"real": lo, "regurg": hi},
+             "overlap": {"real": 25.0, "regurg": 25.02}}[story]
+    effect = degradation(_scores(metric, means, sd=0.1 if story != "overlap" else 1.0), "real", "regurg")
+    assert _verdict(effect.to_dict()) == expected
+    if expected == "holds":
+        assert effect.estimate > 0  # D > 0 always means real data won, TER included
+
+
+@pytest.mark.parametrize("metric", ["bleu", "ter"])
+def test_degradation_undefined_without_a_scale(metric):
+    effect = degradation(_scores(metric, {"real": 0.0, "regurg": 3.0}), "real", "regurg")
+    assert effect.status == "undefined" and _verdict(effect.to_dict()) == "undefined"
+
+
+@pytest.mark.parametrize("metric", ["bleu", "ter"])
+@pytest.mark.parametrize(("mitigated", "expected"), [
+    (0.5, "holds"),          # half-way between regurg and real: R = 0.5
+    (-0.5, "contradicted"),  # worse than regurg alone: R < 0
+    (0.0, "inconclusive (interval contains 0)"),
+])
+def test_recovery_verdicts(metric, mitigated, expected):
+    real, regurg = _better(metric, 30.0, 20.0)
+    means = {"real": real, "regurg": regurg, "m": regurg + mitigated * (real - regurg)}
+    effect = recovery(_scores(metric, means, sd=0.3), "real", "regurg", "m")
+    assert _verdict(effect.to_dict()) == expected
+    if expected != "inconclusive (interval contains 0)":
+        assert effect.estimate == pytest.approx(mitigated)
+
+
+@pytest.mark.parametrize("metric", ["bleu", "ter"])
+def test_recovery_without_a_significant_gap_is_undetermined(metric):
+    effect = recovery(_scores(metric, {"real": 25.0, "regurg": 24.99, "m": 26.0}, sd=1.0), "real", "regurg", "m")
+    assert effect.estimate is None and _verdict(effect.to_dict()) == "undetermined (no significant real-vs-regurg gap)"
+
+
+def test_holm_turns_a_marginal_holds_into_inconclusive():
+    """An interval that excludes 0 on its own, in a family whose other members are null: after Holm's
+    correction it is no longer significant, and the verdict says why."""
+    rng = np.random.default_rng(1)
+    # a degradation of ~2.05 standard errors: p ~ 0.04 alone, interval [>0, ...]
+    real = rng.normal(10.0, 0.2, N)
+    marginal = real - rng.normal(0.0, 0.01, N) - np.where(rng.random(N) < 0.985, 0.3, -0.3)
+    bs = BootstrapScores("bleu", True, {"real": 10.0, "regurg_a": 9.7, "regurg_b": 9.99, "regurg_c": 10.02},
+                         {"real": real, "regurg_a": marginal, "regurg_b": real + rng.normal(0, 0.5, N),
+                          "regurg_c": real + rng.normal(0, 0.5, N)},
+                         {c: [0.0] for c in ("real", "regurg_a", "regurg_b", "regurg_c")}, 100, N, 1)
+    alone = degradation(bs, "real", "regurg_a")
+    assert _verdict(alone.to_dict()) == "holds" and alone.p_value > 0.0125
+    family = holm([alone, degradation(bs, "real", "regurg_b"), degradation(bs, "real", "regurg_c")])
+    assert _verdict(family[0].to_dict()) == "inconclusive (not significant after Holm's correction)"
+    # the same, through the one function the report and the leaderboard verifier share
+    fx = matrix_effects(bs, {c: {"kind": "regurg"} for c in bs.point}, ["a", "b", "c"])
+    assert _verdict(fx.degradation["regurg_a"].to_dict()) == "inconclusive (not significant after Holm's correction)"
