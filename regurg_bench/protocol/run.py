@@ -508,6 +508,10 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
 
     results = score_run(cfg, out, students, evals, tasks, derived, manifest, notes, diagnostics)
     timer.add("score", time.perf_counter() - t)
+    if cfg.collapse is not None:  # degradation across generations: its own steps, see protocol/collapse.py
+        from regurg_bench.protocol.collapse import run_collapse
+
+        results["collapse"] = run_collapse(cfg, out, tasks, say=say, timer=timer)
     t = time.perf_counter()
     results["timings_s"] = {k: round(v, 2) for k, v in timer.stages.items()}
     results["timings_s"]["total"] = round(time.perf_counter() - started, 2)
