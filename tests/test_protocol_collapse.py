@@ -93,7 +93,9 @@ def test_generation_k_plus_1_targets_are_the_generation_k_students_outputs(tiny_
                 assert rec["teacher_model_sha"] == model_sha(_student_dir(out, c, teacher))
                 assert rec["teacher_key"] == c["students"][teacher]["key"]
                 rows = read_json_objects(out / rec["file"])
-                assert rows and {r["id"] for r in rows} <= set(real)
+                # a weak student may fail on every source (scratch:test, 3 steps): the pairs are counted
+                assert len(rows) == rec["pairs"] == len(real) - rec["dropped_failed_generation"]
+                assert {r["id"] for r in rows} <= set(real)
                 assert all(r["source"] == real[r["id"]]["source"] for r in rows)
                 if mode == "replace":  # replace trains on exactly those targets
                     split = read_json_objects(out / c["students"][f"{condition(mode, k)}-s{seed}"]["split"])
@@ -154,8 +156,8 @@ def test_scores_and_d_k_are_recomputed_from_the_logged_samples(tiny_run):
     for mode in MODES:
         for k in (1, 2):
             stored = c["degradation"][task][mode][str(k)]["chrf"]
-            d = degradation(bs, GEN0, condition(mode, k), cfg.scoring.level)
-            assert stored["ci_low"] == d.ci_low and stored["ci_high"] == d.ci_high
+            d = degradation(bs, GEN0, condition(mode, k), cfg.scoring.level).to_dict()  # ±inf -> None
+            assert (stored["ci_low"], stored["ci_high"], stored["p_value"]) == (d["ci_low"], d["ci_high"], d["p_value"])
             assert stored["estimate"] == pytest.approx(
                 (c["scores"][task][GEN0]["chrf"]["score"] - c["scores"][task][condition(mode, k)]["chrf"]["score"])
                 / c["scores"][task][GEN0]["chrf"]["score"])
@@ -170,7 +172,9 @@ def test_scores_and_d_k_are_recomputed_from_the_logged_samples(tiny_run):
     # diagnostics per generation: the human targets keep all of their own tail and head
     stats = c["diagnostics"]["per_seed"]["0"]["stats"]
     assert stats["real"]["tail_kept"] == 1.0 and stats["real"]["head_kept"] == 1.0
-    assert {"types_at_budget", "distinct_2", "tail_kept"} <= set(stats["replace_gen2"])
+    assert {"types_at_budget", "distinct_2", "tail_kept"} <= set(stats["real"])
+    assert all({"pairs", "tail_kept", "head_kept"} <= set(stats[cond]) for cond in c["conditions"][1:])
+    assert c["diagnostics"]["token_budget"] > 0
 
 
 def test_report_plots_and_leaderboard_schema(tiny_run):

@@ -244,6 +244,10 @@ def run_chains(cfg, out: Path, tasks: list[str], say: Callable[[str], None] = pr
                 targets[f"{condition(mode, k)}-s{seed}"] = rec
                 say(f"[collapse targets] {condition(mode, k)}-s{seed} by {teacher[mode].name}: "
                     f"{'cached' if was else 'generated'} ({secs:.1f} s, {rec['pairs']} pairs)")
+                if mode == "replace" and rec["pairs"] == 0:
+                    raise ValueError(f"collapse: {teacher[mode].name} decoded none of the {rec['dropped_failed_generation']} "
+                                     f"training sources into a usable target, so replace generation {k} (seed {seed}) "
+                                     "has nothing to train on; use fewer generations or a stronger base model")
                 generated[mode].append(Path(rec["file"]))
                 split = _training_file(cfg, out, mode, k, seed, real_file, generated[mode])
                 data[f"{condition(mode, k)}-s{seed}"] = str(split)
@@ -264,10 +268,15 @@ def _tail_head(cfg, real_rows: list[dict[str, Any]]) -> tuple[set[str], set[str]
 
 
 def diagnostics_per_generation(cfg, out: Path, chains: dict[str, Any]) -> dict[str, Any]:
-    """Per seed: every generation's targets against the human targets of the same ids (equal token
-    budget across all of them), and the share of the human tail / head word types they keep."""
+    """Per seed: every generation's targets against the human targets of the same ids, diversity at one
+    token budget for all of them (the smallest non-empty condition's token count, over every seed), and
+    the share of the human vocabulary's tail / head word types they keep.
+
+    Each generation is diagnosed beside the human targets alone (not aligned with the other generations):
+    a generation that lost pairs to failed decoding must not shrink the others to its ids."""
     from regurg_bench.corpora.base import Pair
     from regurg_bench.diagnostics import ReferenceAgreement, diagnose, words
+    from regurg_bench.diagnostics.diversity import count_tokens
     from regurg_bench.diagnostics.runner import build_diagnostics
 
     c = cfg.collapse
@@ -277,23 +286,40 @@ def diagnostics_per_generation(cfg, out: Path, chains: dict[str, Any]) -> dict[s
     def pairs(rows: list[dict[str, Any]]) -> list[Pair]:
         return [Pair(r["id"], r["source"], r["target"], r["src_lang"], r["tgt_lang"]) for r in rows]
 
+    real = pairs(real_rows)
+    conds = {(seed, condition(mode, k)): pairs(read_json_objects(chains["targets"][f"{condition(mode, k)}-s{seed}"]["file"]))
+             for seed in cfg.seeds for mode in c.modes for k in range(1, c.generations + 1)}
+    budget = min((t for t in map(count_tokens, [real, *conds.values()]) if t > 0), default=None)
+    # TER's shift search is slow: a few hundred evenly spaced pairs per generation give its mean
+    names = [ReferenceAgreement(ter_max_pairs=300) if n == "reference" else n for n in c.diagnostics]
+
+    def kept(ps: list[Pair]) -> dict[str, float | None]:
+        types = {w for p in ps for w in words(p.target)}
+        return {"tail_kept": len(types & tail) / len(tail) if tail else None,
+                "head_kept": len(types & head) / len(head) if head else None}
+
+    def pick(report, cond: str) -> dict[str, float]:
+        return {k: report.value(cond, k) for k in (*DIVERSITY_KEYS, *ERROR_KEYS) if report.value(cond, k) is not None}
+
+    real_stats: dict[str, Any] | None = None
     per_seed: dict[str, Any] = {}
     for seed in cfg.seeds:
-        conditions = {"real": pairs(real_rows)}
+        stats: dict[str, Any] = {}
         for mode in c.modes:
             for k in range(1, c.generations + 1):
-                conditions[condition(mode, k)] = pairs(read_json_objects(chains["targets"][f"{condition(mode, k)}-s{seed}"]["file"]))
-        # TER's shift search is slow: a few hundred evenly spaced pairs per condition are enough for a mean
-        names = [ReferenceAgreement(ter_max_pairs=300) if n == "reference" else n for n in c.diagnostics]
-        report = diagnose(conditions, diagnostics=build_diagnostics(names), label=f"collapse seed {seed}")
-        stats = {cond: {k: report.value(cond, k) for k in (*DIVERSITY_KEYS, *ERROR_KEYS)
-                        if report.value(cond, k) is not None} for cond in report.conditions}
-        for cond, ps in conditions.items():
-            types = {w for p in ps for w in words(p.target)}
-            stats[cond]["tail_kept"] = len(types & tail) / len(tail) if tail else None
-            stats[cond]["head_kept"] = len(types & head) / len(head) if head else None
-        per_seed[str(seed)] = {"stats": stats, "token_budget": report.token_budget, "n_pairs": report.n_pairs}
-    return {"per_seed": per_seed, "tail_types": len(tail), "head_types": len(head),
+                cond = condition(mode, k)
+                ps = conds[(seed, cond)]
+                if not ps or budget is None:
+                    stats[cond] = {"pairs": len(ps), "tail_kept": 0.0 if tail else None,
+                                   "head_kept": 0.0 if head else None}
+                    continue
+                report = diagnose({"real": real, cond: ps}, diagnostics=build_diagnostics(names, token_budget=budget),
+                                  label=f"collapse {cond} seed {seed}")
+                if real_stats is None:
+                    real_stats = {"pairs": len(real), **pick(report, "real"), **kept(real)}
+                stats[cond] = {"pairs": len(ps), **pick(report, cond), **kept(ps)}
+        per_seed[str(seed)] = {"stats": {"real": real_stats or {"pairs": len(real), **kept(real)}, **stats}}
+    return {"per_seed": per_seed, "token_budget": budget, "tail_types": len(tail), "head_types": len(head),
             "tail_max_count": c.tail_max_count, "head_min_count": c.head_min_count,
             "diagnostics": list(c.diagnostics)}
 
@@ -492,7 +518,9 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
 def _fmt(e: dict[str, Any]) -> str:
     if e.get("estimate") is None:
         return f"n/a ({e['status']})"
-    return f"{e['estimate']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+    from regurg_bench.protocol.report import _f  # None (an unbounded end) prints as ±inf
+
+    return f"{e['estimate']:.3f} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]"
 
 
 def report_blocks(section: dict[str, Any]) -> list[tuple]:
@@ -543,7 +571,8 @@ def report_blocks(section: dict[str, Any]) -> list[tuple]:
                    "when every seed agrees at every generation."))
     diag = section["diagnostics"]
     b.append(("h", 3, "Training targets per generation"))
-    b.append(("p", f"Each generation's targets against the human targets of the same ids, at an equal token budget; "
+    b.append(("p", f"Each generation's targets against the human targets of the same ids; diversity on the first "
+                   f"{diag['token_budget']} tokens of each (the smallest generation's token count); "
                    f"tail = the {diag['tail_types']} human word types seen at most {diag['tail_max_count']} times, "
                    f"head = the {diag['head_types']} seen at least {diag['head_min_count']} times."))
     keys = ["types_at_budget", "distinct_2", "mtld", "tail_kept", "head_kept", "chrf_mean", "ratio_outlier_rate",
