@@ -504,6 +504,8 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
                 vals = [v for v in vals if v is not None]
                 ys.append(sum(vals) / len(vals) if vals else math.nan)
             ax.plot(xs, ys, marker="o", label=mode)
+        if key in ("types_at_budget", "distinct_2"):
+            ax.set_yscale("log")  # the first generation loses most of it; the later ones still move
         ax.set_xticks(xs)
         ax.set_xlabel("generation (0 = human targets)")
         ax.set_title(labels[key], fontsize=9)
@@ -579,7 +581,8 @@ def report_blocks(section: dict[str, Any]) -> list[tuple]:
             "within_repeat_rate"]
     for seed, d in diag["per_seed"].items():
         present = [k for k in keys if any(k in st for st in d["stats"].values())]
-        rows = [[cond, *[("-" if st.get(k) is None else f"{st[k]:.3g}") for k in present]]
+        rows = [[cond, *[("-" if st.get(k) is None else f"{st[k]:,.0f}" if st[k] >= 100 else f"{st[k]:.3g}")
+                         for k in present]]
                 for cond, st in d["stats"].items()]
         b.append(("table", [f"seed {seed}: targets"] + present, rows))
     b.append(("img", "collapse_diversity.png"))
