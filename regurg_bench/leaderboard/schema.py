@@ -240,6 +240,35 @@ class RunFingerprint(_Lenient):
     fingerprint: str
 
 
+class RunCollapse(_Lenient):
+    """The optional ``collapse`` section (degradation across generations, see
+    :mod:`regurg_bench.protocol.collapse`): the score of every generation and D_k per mode. A run without
+    the section is a complete submission; a run with it must carry the whole curve."""
+
+    generations: int = Field(ge=1)
+    modes: list[Literal["replace", "accumulate", "accumulate_equal"]] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    #: task -> condition (gen0, <mode>_gen<k>) -> metric -> score
+    scores: dict[Name, dict[Name, dict[Metric, RunScore]]] = Field(min_length=1)
+    #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0
+    degradation: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _whole_curve(self) -> RunCollapse:
+        wanted = {"gen0"} | {f"{m}_gen{k}" for m in self.modes for k in range(1, self.generations + 1)}
+        for task, per in self.scores.items():
+            missing = sorted(wanted - set(per))
+            if missing:
+                raise ValueError(f"scores.{task}: no scores for generation condition(s) {', '.join(missing)}")
+        for task, per_mode in self.degradation.items():
+            for m in self.modes:
+                gens = set(per_mode.get(m, {}))
+                missing = sorted(str(k) for k in range(1, self.generations + 1) if str(k) not in gens)
+                if missing:
+                    raise ValueError(f"degradation.{task}.{m}: no D_k for generation(s) {', '.join(missing)}")
+        return self
+
+
 class RunResults(_Lenient):
     """The fields of ``results.json`` (schema ``regurg-bench/results/v1``) an entry is made from.
 
@@ -267,6 +296,8 @@ class RunResults(_Lenient):
     degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
     recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
     checks: dict[Name, RunCheck]
+    #: degradation across generations (optional: runs without ``collapse:`` in their config have none)
+    collapse: RunCollapse | None = None
 
 
 def describe_validation_error(err: ValidationError, label: str) -> str:

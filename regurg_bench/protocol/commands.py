@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
                                                        help="Override train.base_model (e.g. scratch:tiny, a folder).")] = None,
         backend: Annotated[str | None, typer.Option("--backend", help="Override eval.backend: hf or vllm.")] = None,
         preset: Annotated[str | None, typer.Option(
-            "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'm2-offline' "
+            "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'collapse' (degradation "
+                             "across generations, replace vs accumulate; offline CPU), 'm2-offline' "
                              "(M2 with two Apertium generators, offline CPU) or 'paper' (Europarl de-en, "
                              "LLM generators, LoRA, vLLM; GPU + internet).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and an estimate of its compute "

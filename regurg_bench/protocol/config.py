@@ -3,7 +3,7 @@
 Top-level keys: ``name``, ``build`` (a full :class:`~regurg_bench.builders.config.BuildConfig`:
 corpus/direction, size, generators, mixes, fractions), ``train`` (TrainConfig overrides shared by
 every student: base_model, max_steps, batch_size, lr, precision, ...), ``seeds``, ``eval`` (backend
-hf|vllm, tasks, limit, max_gen_toks, batch size), ``mitigations`` (M1-M4), ``scoring``.
+hf|vllm, tasks, limit, max_gen_toks, batch size), ``mitigations`` (M1-M4), ``scoring``, ``collapse`` (degradation across generations; off by default).
 """
 
 from __future__ import annotations
@@ -72,6 +72,50 @@ class ScoringConfig(_Strict):
     seed: int = 0
 
 
+class CollapseConfig(_Strict):
+    """Degradation across generations (``regurg_bench.protocol.collapse``): generation 0 is the REAL
+    student; the student of generation k writes the targets of generation k+1 for the same sources;
+    ``replace`` trains on those targets only, ``accumulate`` on the real pairs plus every generated set
+    so far, ``accumulate_equal`` on a seeded subsample of that pool as large as the real split."""
+
+    generations: int = Field(3, ge=1, le=10)  # G: generations after the real one
+    modes: list[Literal["replace", "accumulate", "accumulate_equal"]] = Field(
+        default_factory=lambda: ["replace", "accumulate", "accumulate_equal"], min_length=1)
+    #: greedy decoding of the training sources by each generation's student (weak students loop: a cap)
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(64, gt=0)
+    #: diagnostics of each generation's targets against the human ones (registry names)
+    diagnostics: list[str] = Field(default_factory=lambda: ["reference", "length_ratio", "copy", "language",
+                                                            "diversity", "repetition"])
+    #: the vocabulary's tail: word types seen at most this often in the human targets; its head: at least
+    tail_max_count: int = Field(2, ge=1)
+    head_min_count: int = Field(10, ge=2)
+
+    @field_validator("modes")
+    @classmethod
+    def _unique_modes(cls, modes: list[str]) -> list[str]:
+        if len(set(modes)) != len(modes):
+            raise ValueError(f"modes must be distinct, got {modes}")
+        return modes
+
+    @field_validator("diagnostics")
+    @classmethod
+    def _known_diagnostics(cls, names: list[str]) -> list[str]:
+        from regurg_bench.diagnostics import DIAGNOSTICS
+
+        unknown = sorted(set(names) - set(DIAGNOSTICS))
+        if unknown:
+            raise ValueError(f"unknown diagnostics {unknown}; known: {sorted(DIAGNOSTICS)}")
+        return names
+
+    @model_validator(mode="after")
+    def _head_above_tail(self) -> CollapseConfig:
+        if self.head_min_count <= self.tail_max_count:
+            raise ValueError(f"head_min_count ({self.head_min_count}) must exceed tail_max_count "
+                             f"({self.tail_max_count})")
+        return self
+
+
 class ProtocolConfig(_Strict):
     name: str = "default"
     build: BuildConfig = BuildConfig()
@@ -81,6 +125,8 @@ class ProtocolConfig(_Strict):
     mitigations: Mitigations = Mitigations()  # type: ignore[valid-type]
     scoring: ScoringConfig = ScoringConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    #: degradation across generations (replace vs accumulate); None = not run (and not in the hash)
+    collapse: CollapseConfig | None = None
 
     @field_validator("train")
     @classmethod
@@ -133,10 +179,13 @@ class ProtocolConfig(_Strict):
         return list(self.mitigations.generators or self.build.generators)
 
     def config_hash(self, resolved: dict[str, Any] | None = None) -> str:
-        """sha256 of the config (less ``resources``, which do not change a number) and the resolved settings
-        (this machine's, or the ``resolved`` a run recorded)."""
-        return config_hash({"config": self.model_dump(mode="json", exclude={"resources"}),
-                            "resolved": self.resolved() if resolved is None else resolved})
+        """sha256 of the config and the resolved settings (this machine's, or the ``resolved`` a run recorded).
+        Left out: ``resources`` (they change where, not what) and an unset ``collapse`` section (configs
+        without it keep the hashes they always had)."""
+        config = self.model_dump(mode="json", exclude={"resources"})
+        if config.get("collapse") is None:
+            config.pop("collapse", None)
+        return config_hash({"config": config, "resolved": self.resolved() if resolved is None else resolved})
 
     def with_overrides(self, **changes: Any) -> ProtocolConfig:
         data = self.model_dump(mode="json")

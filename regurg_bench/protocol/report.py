@@ -373,6 +373,10 @@ def blocks(results: dict[str, Any]) -> list[tuple]:
         if name != "scores.png":
             b.append(("h", 3, caption))
             b.append(("img", name))
+    if results.get("collapse"):
+        from regurg_bench.protocol.collapse import report_blocks
+
+        b += report_blocks(results["collapse"])
     md = results.get("mitigation_data", {})
     if md:
         b.append(("h", 2, "Mitigation data"))
@@ -601,6 +605,10 @@ def write_reports(results: dict[str, Any], out: Path) -> None:
         shutil.copyfile(out / diag["plot"], out / "diagnostics.png")
         plots.append("diagnostics.png")
     results["plots"] = plots
+    if results.get("collapse"):
+        from regurg_bench.protocol.collapse import write_plots
+
+        write_plots(results["collapse"], out)
     bl = blocks(results)
     for name, text in (("report.md", to_markdown(bl)), ("report.html", to_html(bl, results["name"]))):
         with atomic_write(out / name) as handle:

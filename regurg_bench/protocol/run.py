@@ -56,6 +56,10 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         t = time.perf_counter()
         results = score_run(cfg, out, students, evals, tasks, derived, manifest, notes, diagnostics)
         run.timer["score"] = time.perf_counter() - t
+        if cfg.collapse is not None:  # degradation across generations: its own steps, see protocol/collapse.py
+            from regurg_bench.protocol.collapse import run_collapse
+
+            results["collapse"] = run_collapse(cfg, out, tasks, say=run.say, timer=run)
         results["steps"] = run.executed + ["score", "report"]
         t = time.perf_counter()
         results["timings_s"] = {k: round(v, 2) for k, v in run.timer.items()}
@@ -104,6 +108,9 @@ class Runner:
         for s in steps:
             self._totals[s.stage] = self._totals.get(s.stage, 0) + 1
         return self.executor.run(steps, on_done=self._done)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.timer[stage] = self.timer.get(stage, 0.0) + seconds
 
     def _done(self, o: Outcome) -> None:
         self.timer[o.stage] = self.timer.get(o.stage, 0.0) + o.seconds
