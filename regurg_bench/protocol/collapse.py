@@ -43,8 +43,12 @@ from typing import Any
 
 from regurg_bench.corpora.lines import read_json_objects
 
-# the protocol's cache helpers (fingerprints, atomic JSON writes, the done.json step cache): one home
-from regurg_bench.protocol.run import _cached, _sha, _write_json, _write_jsonl, file_sha
+# the protocol's cache helpers (fingerprints, atomic JSON writes, the step cache with its lock): one home
+from regurg_bench.protocol.plan import file_sha
+from regurg_bench.protocol.plan import sha as _sha
+from regurg_bench.protocol.steps import cached as _cached
+from regurg_bench.protocol.steps import write_json as _write_json
+from regurg_bench.protocol.steps import write_jsonl as _write_jsonl
 
 SCHEMA_VERSION = 1
 GEN0 = "gen0"

@@ -113,6 +113,12 @@ def cached_data_step(name: str, folder: Path, make: Callable[[Path], dict[str, A
     return FunctionStep(name, folder, make=make, stage_name=stage)
 
 
+def cached(folder: Path, make: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """Run ``make(folder)`` as a step unless ``folder/done.json`` exists: (its record, was it cached)."""
+    o = execute(FunctionStep(folder.name, folder, make=make))
+    return {k: v for k, v in o.record.items() if k != "dir"}, o.cached
+
+
 @dataclass
 class FunctionStep(Step):
     make: Callable[[Path], dict[str, Any]] | None = None
