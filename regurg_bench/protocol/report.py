@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
-from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.scoring.effects import NO_GAP, NOT_SIGNIFICANT, OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 
@@ -35,9 +34,12 @@ def _finite(x: float | None) -> float | None:
 
 
 def load_samples(eval_dir: str | Path, samples_file: str) -> tuple[list[int], list[str], list[str]]:
-    rows = read_json_objects(Path(eval_dir) / samples_file)
-    rows.sort(key=lambda r: r["doc_id"])
-    return [r["doc_id"] for r in rows], [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
+    """(doc ids, hypotheses, references) of an lm-eval samples file, ordered by ``doc_id``: the one reader of
+    logged samples, shared with the leaderboard's verifier (:func:`regurg_bench.leaderboard.verify.read_samples`)."""
+    from regurg_bench.leaderboard.evidence import FolderFiles
+    from regurg_bench.leaderboard.verify import read_samples
+
+    return read_samples(FolderFiles(Path(eval_dir)), samples_file, str(Path(eval_dir) / samples_file))
 
 
 def hyps_from_evals(students: dict[str, Any], evals: dict[str, Any], task: str
