@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # the tiny protocol's `scripted` generators are test doubles, registered as a plug-in (as in the tests)
+    os.environ["REGURG_BENCH_PLUGINS"] = ",".join(
+        [m for m in os.environ.get("REGURG_BENCH_PLUGINS", "").split(",") if m] + ["regurg_bench.testing"])
     import ray
 
     from regurg_bench.protocol.config import load_protocol_config
