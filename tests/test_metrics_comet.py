@@ -10,7 +10,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -85,14 +84,10 @@ def test_cache_and_determinism(checkpoints, pairs, tmp_path):
     ref = [p.target for p in pairs[1:] + pairs[:1]]
     cache = ScoreCache(tmp_path / "s.sqlite")
     m = CometMetric(str(checkpoints["regression"]), cache=cache)
-    t0 = time.perf_counter()
     first = m.score(hyp, sources=src, references=ref)
-    cold = time.perf_counter() - t0
     assert m.last_stats["computed"] == len(pairs) and cache.count(m.signature()) == len(pairs)
-    t0 = time.perf_counter()
     assert m.score(hyp, sources=src, references=ref) == first
-    warm = time.perf_counter() - t0
-    assert m.last_stats["computed"] == 0 and warm < cold
+    assert m.last_stats["computed"] == 0  # all from the cache (its speed-up: benchmarks/metrics_speed.py)
     # A fresh worker process and no cache: the same numbers.
     shutdown_workers()
     again = CometMetric(str(checkpoints["regression"]), cache=False).score(hyp, sources=src, references=ref)

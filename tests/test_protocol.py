@@ -130,9 +130,8 @@ def test_rerun_is_a_noop_and_resume_redoes_only_what_is_missing(tiny_run):
     cfg, out, _, _ = tiny_run
     before = (out / "results.json").stat().st_mtime_ns
     said: list[str] = []
-    t = time.perf_counter()
-    again = run_protocol(cfg, out, say=said.append)
-    assert time.perf_counter() - t < 5 and again["up_to_date"] and "nothing to do" in said[0]
+    again = run_protocol(cfg, out, say=said.append)  # its speed: benchmarks/resume_speed.py
+    assert again["up_to_date"] and "nothing to do" in said[0]
     assert (out / "results.json").stat().st_mtime_ns == before
     # an interrupted run: the last evaluation and the run marker are missing
     (out / "run_done.json").unlink()

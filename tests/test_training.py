@@ -51,9 +51,7 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 def student(tmp_path_factory) -> Path:
     """A from-scratch student trained for 2 epochs on 300 pairs (a few seconds)."""
     out = tmp_path_factory.mktemp("student")
-    started = time.perf_counter()
-    train(_config(out, max_pairs=300, max_steps=None, epochs=2, log_every=5))
-    assert time.perf_counter() - started < 60
+    train(_config(out, max_pairs=300, max_steps=None, epochs=2, log_every=5))  # speed: benchmarks/train_speed.py
     return out
 
 
