@@ -30,11 +30,24 @@ from regurg_bench.generation.transformers_backend import _config_dtype, checkpoi
 from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
 
 
+def _resolve_model(spec: str) -> str:
+    """An embedded model name becomes its cached checkpoint folder; anything else is left as it is."""
+    from regurg_bench.models.base_models import BASE_MODELS
+    from regurg_bench.models.registry_models import EMBEDDED_MODELS
+
+    if spec in BASE_MODELS or spec in EMBEDDED_MODELS:
+        from regurg_bench.models.base_models import resolve_model_spec
+
+        return str(resolve_model_spec(spec))
+    return spec
+
+
 @register_generator("vllm")
 class VLLMGenerator(Generator):
     """Greedy translation with ``vllm.LLM``.
 
-    ``model``: local checkpoint folder (content-hashed) or Hub id (pin ``revision``). ``dtype``:
+    ``model``: local checkpoint folder (content-hashed), an embedded model name (``smollm2-135m-instruct``,
+    ``bible-base-en-es``: its cached folder) or Hub id (pin ``revision``). ``dtype``:
     ``auto`` or an explicit dtype. Parallelism options go to ``vllm.LLM`` unchanged and are provenance,
     not part of the signature hash (they do not change what greedy decoding should produce).
     ``engine_kwargs``: any other ``vllm.LLM`` argument (``gpu_memory_utilization``, ``enforce_eager``,
@@ -46,7 +59,7 @@ class VLLMGenerator(Generator):
                  seed: int = 0, tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1,
                  data_parallel_size: int = 1, distributed_executor_backend: str | None = None,
                  engine_kwargs: dict[str, Any] | None = None) -> None:
-        self.model_name = str(model)
+        self.model_name = _resolve_model(str(model))
         self.revision = revision
         self.tokenizer = tokenizer
         self.dtype = dtype

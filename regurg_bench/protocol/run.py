@@ -113,6 +113,13 @@ class Student:
         return f"{self.condition}-s{self.seed}"
 
 
+def model_dir(s: Student) -> Path:
+    """Where a trained student's full model is: ``merged/`` for a LoRA student trained with ``merge_lora``
+    (its own folder holds the adapter only, which vLLM cannot load as a model), else its folder."""
+    merged = s.dir / "merged"
+    return merged if (merged / "config.json").is_file() else s.dir
+
+
 def student_key(cfg: ProtocolConfig, s: Student, base_key: str | None) -> str:
     return _sha("student", SCHEMA_VERSION, {**cfg.train, **s.train_overrides}, cfg.resolved(), s.seed, file_sha(s.split),
                 file_sha(s.curriculum) if s.curriculum else None, file_sha(s.forget) if s.forget else None,
@@ -305,7 +312,7 @@ def train_student(cfg: ProtocolConfig, s: Student, students: dict[str, Student])
         return True
     overrides = {**cfg.train, **s.train_overrides}
     if s.base_student:
-        overrides["base_model"] = str(students[s.base_student].dir)
+        overrides["base_model"] = str(model_dir(students[s.base_student]))
     tc = TrainConfig(split=str(s.split), out=str(s.dir), seed=s.seed, progress=False,
                      curriculum=str(s.curriculum) if s.curriculum else None,
                      forget=str(s.forget) if s.forget else None, **overrides)
@@ -326,7 +333,7 @@ def eval_student(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path) -
             stale.unlink()
         e = cfg.eval
         dtype = e.dtype if e.backend == "hf" else ("auto" if e.dtype == "float32" else e.dtype)
-        req = EvalRequest(model=e.backend, model_args=f"pretrained={s.dir},dtype={dtype}", tasks=tasks,
+        req = EvalRequest(model=e.backend, model_args=f"pretrained={model_dir(s)},dtype={dtype}", tasks=tasks,
                           limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                           output_path=str(folder / "lm_eval"), log_samples=True,
                           gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
