@@ -31,10 +31,10 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from regurg_bench.corpora.bible import load_bible_pairs  # noqa: E402
-from regurg_bench.generation import build_generator  # noqa: E402
-from regurg_bench.generation.parity import compare_outputs  # noqa: E402
-from regurg_bench.protocol.estimate import matmul_gflops  # noqa: E402
+from regurg_bench.corpora.bible import load_bible_pairs
+from regurg_bench.generation import build_generator
+from regurg_bench.generation.parity import compare_outputs
+from regurg_bench.protocol.estimate import matmul_gflops
 
 DIRECTION = ("es", "en")
 TASK = "regurg_mt_es-en"
