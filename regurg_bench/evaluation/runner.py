@@ -117,6 +117,12 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
         bootstrap_iters=req.bootstrap_iters,
     )
+    if req.model == "vllm":
+        # lm-eval keeps no handle on its vllm.LLM; collect it now so that its engine process stops before
+        # the next evaluation starts one (a protocol run evaluates every student in one process)
+        import gc
+
+        gc.collect()
     if results is None:  # non-zero rank in a distributed run
         return {}
     evaluated = sorted(results.get("configs", {}))
