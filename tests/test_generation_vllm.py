@@ -12,11 +12,6 @@ import os
 
 import pytest
 
-if os.environ.get("REGURG_BENCH_REQUIRE_VLLM") == "1":
-    import vllm  # noqa: F401  (an ImportError here fails the run: CI requires vLLM)
-else:
-    pytest.importorskip("vllm")
-
 from regurg_bench.corpora.base import Pair
 from regurg_bench.generation import (
     GenerationCache,
@@ -27,7 +22,7 @@ from regurg_bench.generation import (
 )
 from regurg_bench.generation.testing import scripted_model
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm]  # the engine takes 30-100 s to start on a CPU
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("needs_vllm")]  # the engine takes 30-100 s to start on a CPU
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU (the default is large)
 

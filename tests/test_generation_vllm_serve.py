@@ -6,22 +6,16 @@ Skipped where vLLM is not installed, unless REGURG_BENCH_REQUIRE_VLLM=1 (CI), wh
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 
 import pytest
 
-if os.environ.get("REGURG_BENCH_REQUIRE_VLLM") == "1":
-    import vllm  # noqa: F401  (an ImportError here fails the run: CI requires vLLM)
-else:
-    pytest.importorskip("vllm")
-
 from regurg_bench.generation import build_generator
 from regurg_bench.generation.parity import compare_outputs
 from regurg_bench.generation.vllm_server import VLLMServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm]  # one `vllm serve` start (~40-90 s on 2 cores)
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("needs_vllm")]  # one `vllm serve` start (~40-90 s on 2 cores)
 
 N = 8
 MAX_TOKENS = 48

@@ -17,15 +17,10 @@ import os
 
 import pytest
 
-if os.environ.get("REGURG_BENCH_REQUIRE_VLLM") == "1":
-    import vllm  # noqa: F401  (an ImportError here fails the run: CI requires vLLM)
-else:
-    pytest.importorskip("vllm")
-
 from regurg_bench.generation import build_generator
 from regurg_bench.generation.parity import compare_outputs
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm]  # two vLLM engines (~30-80 s each on 2 cores)
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("needs_vllm")]  # two vLLM engines (~30-80 s each on 2 cores)
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU (the default is large)
 
