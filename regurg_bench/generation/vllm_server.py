@@ -29,15 +29,6 @@ class VLLMServerError(RuntimeError):
     pass
 
 
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -85,11 +76,10 @@ class VLLMServer:
         self.port = self.port or free_port()
         fd, log = tempfile.mkstemp(prefix="vllm-serve-", suffix=".log")
         self._log = Path(log)
-        from regurg_bench.generation.vllm_backend import CPU_KV_CACHE_GIB
+        from regurg_bench.generation.vllm_backend import cpu_engine_defaults
 
+        cpu_engine_defaults()  # on CPU: a fixed KV cache, no inductor compile (see there); inherited below
         env = os.environ.copy()
-        if not env.get("VLLM_CPU_KVCACHE_SPACE") and not _has_cuda():
-            env["VLLM_CPU_KVCACHE_SPACE"] = str(CPU_KV_CACHE_GIB)  # see vllm_backend.default_cpu_kv_cache
         with os.fdopen(fd, "w") as handle:
             self._proc = subprocess.Popen(self.command(), stdout=handle, stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)
