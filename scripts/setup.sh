@@ -35,6 +35,11 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
+# Opt-in: vLLM's CPU build in its own environment (.venv-vllm; see scripts/setup_vllm.sh for why).
+if [ "${REGURG_BENCH_WITH_VLLM:-0}" = 1 ]; then
+  bash "$root/scripts/setup_vllm.sh"
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

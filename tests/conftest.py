@@ -32,3 +32,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         for pair in load_bible_pairs(direction, "train")[:3000]:
             texts += [pair.source, pair.target]
     return build_scratch_model(texts, tmp_path_factory.mktemp("tiny-llama"), preset="test", seed=0)
+
+
+@pytest.fixture(scope="session")
+def needs_vllm() -> None:
+    """Skip unless vLLM imports; under REGURG_BENCH_REQUIRE_VLLM=1 (CI, in the environment of
+    scripts/setup_vllm.sh) a missing vLLM fails instead. A fixture rather than a module-level
+    importorskip, so that deselecting the `vllm` marker (-m "not vllm") reports no skips."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as err:
+        if os.environ.get("REGURG_BENCH_REQUIRE_VLLM") == "1":
+            pytest.fail(f"REGURG_BENCH_REQUIRE_VLLM=1 but vLLM does not import: {err}")
+        pytest.skip(f"vLLM is not installed ({err}); bash scripts/setup_vllm.sh builds .venv-vllm")

@@ -92,6 +92,10 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
     from regurg_bench.evaluation.tasks import test_set_fingerprints
 
     device = resolve_device(req.device)
+    if req.model == "vllm":
+        from regurg_bench.generation.vllm_backend import cpu_engine_defaults
+
+        cpu_engine_defaults()  # on CPU: a fixed KV cache, no inductor compile per student (see there)
     task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)
     tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
     seeds = req.seeds
@@ -103,6 +107,12 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
         bootstrap_iters=req.bootstrap_iters,
     )
+    if req.model == "vllm":
+        # lm-eval keeps no handle on its vllm.LLM; collect it now so that its engine process stops before
+        # the next evaluation starts one (a protocol run evaluates every student in one process)
+        import gc
+
+        gc.collect()
     if results is None:  # non-zero rank in a distributed run
         return {}
     evaluated = sorted(results.get("configs", {}))

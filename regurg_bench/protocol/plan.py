@@ -47,6 +47,13 @@ class Student:
         return f"{self.condition}-s{self.seed}"
 
 
+def model_dir(folder: Path) -> Path:
+    """Where a trained student's full model is: ``merged/`` for a LoRA student trained with ``merge_lora``
+    (its own folder holds the adapter only, which vLLM cannot load as a model), else its folder."""
+    merged = folder / "merged"
+    return merged if (merged / "config.json").is_file() else folder
+
+
 def student_key(cfg: ProtocolConfig, s: Student, base_key: str | None) -> str:
     return sha("student", SCHEMA_VERSION, {**cfg.train, **s.train_overrides}, cfg.resolved(), s.seed, file_sha(s.split),
                file_sha(s.curriculum) if s.curriculum else None, file_sha(s.forget) if s.forget else None,

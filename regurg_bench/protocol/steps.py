@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from regurg_bench.assets import file_lock
 from regurg_bench.atomic import atomic_write
-from regurg_bench.protocol.plan import SCHEMA_VERSION, Student, eval_settings, sha
+from regurg_bench.protocol.plan import SCHEMA_VERSION, Student, eval_settings, model_dir, sha
 
 if TYPE_CHECKING:
     from regurg_bench.protocol.config import ProtocolConfig
@@ -225,8 +225,8 @@ class TrainStudent(Step):
         assert self.cfg is not None and self.student is not None
         s = self.student
         overrides = {**self.cfg.train, **s.train_overrides}
-        if self.base_dir is not None:
-            overrides["base_model"] = str(self.base_dir)
+        if self.base_dir is not None:  # resolved now: a LoRA base student's merged/ exists once it is trained
+            overrides["base_model"] = str(model_dir(self.base_dir))
         train(TrainConfig(split=str(s.split), out=str(self.folder), seed=s.seed, progress=False,
                           curriculum=str(s.curriculum) if s.curriculum else None,
                           forget=str(s.forget) if s.forget else None, **overrides))
@@ -261,8 +261,8 @@ class EvaluateStudent(Step):
         for stale in folder.rglob("*.json*"):  # a partial earlier attempt may have left files: start clean
             stale.unlink()
         e = self.cfg.eval
-        dtype = e.dtype if e.backend == "hf" else ("auto" if e.dtype == "float32" else e.dtype)
-        req = EvalRequest(model=e.backend, model_args=f"pretrained={s.dir},dtype={dtype}", tasks=tasks,
+        # the configured dtype, for vLLM too: its "auto" casts a float32 checkpoint to bf16 on CPU
+        req = EvalRequest(model=e.backend, model_args=f"pretrained={model_dir(s.dir)},dtype={e.dtype}", tasks=tasks,
                           limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                           output_path=str(folder / "lm_eval"), log_samples=True,
                           gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
