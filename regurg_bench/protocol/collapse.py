@@ -44,7 +44,7 @@ from typing import Any
 from regurg_bench.corpora.lines import read_json_objects
 
 # the protocol's cache helpers (fingerprints, atomic JSON writes, the done.json step cache): one home
-from regurg_bench.protocol.run import _cached, _sha, _write_json, _write_jsonl, file_sha
+from regurg_bench.protocol.run import _cached, _sha, _write_json, _write_jsonl, eval_settings, file_sha
 
 SCHEMA_VERSION = 1
 GEN0 = "gen0"
@@ -173,12 +173,6 @@ def _training_file(cfg, out: Path, mode: str, k: int, seed: int, real_file: Path
 
     _cached(folder, make)
     return folder / "train.jsonl"
-
-
-def eval_settings(cfg, tasks: list[str]) -> dict[str, Any]:
-    e = cfg.eval
-    return {"backend": e.backend, "tasks": tasks, "limit": e.limit, "max_gen_toks": e.max_gen_toks,
-            "dtype": e.dtype, "num_fewshot": e.num_fewshot, "metadata": e.metadata}
 
 
 def _evaluate(cfg, out: Path, s: ChainStudent, tasks: list[str]) -> tuple[dict[str, Any], bool]:
