@@ -44,7 +44,7 @@ from typing import Any
 from regurg_bench.corpora.lines import read_json_objects
 
 # the protocol's cache helpers (fingerprints, atomic JSON writes, the step cache with its lock): one home
-from regurg_bench.protocol.plan import file_sha
+from regurg_bench.protocol.plan import eval_settings, file_sha
 from regurg_bench.protocol.plan import sha as _sha
 from regurg_bench.protocol.steps import cached as _cached
 from regurg_bench.protocol.steps import write_json as _write_json
@@ -177,12 +177,6 @@ def _training_file(cfg, out: Path, mode: str, k: int, seed: int, real_file: Path
 
     _cached(folder, make)
     return folder / "train.jsonl"
-
-
-def eval_settings(cfg, tasks: list[str]) -> dict[str, Any]:
-    e = cfg.eval
-    return {"backend": e.backend, "tasks": tasks, "limit": e.limit, "max_gen_toks": e.max_gen_toks,
-            "dtype": e.dtype, "num_fewshot": e.num_fewshot, "metadata": e.metadata}
 
 
 def _evaluate(cfg, out: Path, s: ChainStudent, tasks: list[str]) -> tuple[dict[str, Any], bool]:
