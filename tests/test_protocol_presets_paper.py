@@ -45,6 +45,8 @@ MAY_DIFFER = {
     "eval.max_gen_toks": "limit",
     "eval.batch_size": "size",
     "eval.dtype": "fp32 on CPU",
+    "resources.gpus": "no GPU: each student's Ray task asks for CPUs only",
+    "resources.cpus": "2 cores: one CPU per Ray task",
     "mitigations.quality.qe_model": "model: a TEST-ONLY COMET-QE checkpoint (no real one is available offline)",
     "mitigations.detector.heldout_pairs": "size",
     "mitigations.unlearning.steps": "steps",
