@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ PLOTS = [("scores.png", "Score per condition with 95% intervals"),
          ("recovery.png", "Recovery R per mitigation with intervals"),
          ("diagnostics.png", "Diagnostics of the training splits, human vs generated")]
 METRIC_LABEL = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
 
 
 def load_samples(eval_dir: str | Path, samples_file: str) -> tuple[list[int], list[str], list[str]]:
@@ -66,10 +61,6 @@ def _rel(path: str | Path | None, root: Path) -> str | None:
         return None
     path, root = Path(path).absolute(), Path(root).absolute()
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-
-
-def _baselines(kind: str, generator: str | None, gens: list[str]) -> list[str]:
-    return [generator] if generator else gens
 
 
 def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], tasks: list[str],

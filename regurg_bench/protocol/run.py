@@ -121,8 +121,8 @@ class Runner:
             self.say(f"[{o.stage} {self._counts[o.stage]}/{self._totals[o.stage]}] {student}: {verb} "
                      f"({o.seconds:.1f} s)" + (f" -> {o.record['dir']}" if o.stage == "train" else ""))
             self.progress.done_item(o.stage, student)
-        elif "auroc" in o.record:
-            self.say(f"[m3] detector {o.name}: AUROC {o.record['auroc']:.3f} on {o.record['test_texts']} held-out texts")
+        elif o.message:
+            self.say(o.message)
 
     def data(self) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         """Diagnostics, then each mitigation's data, wave by wave (a wave may be keyed by an earlier one's files)."""

@@ -83,6 +83,10 @@ class Step:
         """What the runner receives (the record, plus where it lives)."""
         return record | {"dir": str(self.folder)}
 
+    def message(self, record: dict[str, Any]) -> str | None:
+        """A line worth showing the user once the step is done (None: nothing)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -91,6 +95,7 @@ class Outcome:
     record: dict[str, Any]
     cached: bool
     seconds: float
+    message: str | None = None
 
 
 def execute(step: Step) -> Outcome:
@@ -104,13 +109,16 @@ def execute(step: Step) -> Outcome:
                 step.folder.mkdir(parents=True, exist_ok=True)
                 record = step.run()
                 step.finish(record)
-                return Outcome(step.name, step.stage, step.output(record), False, time.perf_counter() - started)
-    return Outcome(step.name, step.stage, step.output(record), True, time.perf_counter() - started)
+                return Outcome(step.name, step.stage, step.output(record), False, time.perf_counter() - started,
+                               step.message(record))
+    return Outcome(step.name, step.stage, step.output(record), True, time.perf_counter() - started,
+                   step.message(record))
 
 
-def cached_data_step(name: str, folder: Path, make: Callable[[Path], dict[str, Any]], stage: str = "data") -> Step:
-    """A data step from a function of its folder (used by the mitigations)."""
-    return FunctionStep(name, folder, make=make, stage_name=stage)
+def cached_data_step(name: str, folder: Path, make: Callable[[Path], dict[str, Any]], stage: str = "data",
+                     describe: Callable[[dict[str, Any]], str] | None = None) -> Step:
+    """A data step from a function of its folder (used by the mitigations); ``describe`` words its record."""
+    return FunctionStep(name, folder, make=make, stage_name=stage, describe=describe)
 
 
 def cached(folder: Path, make: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
@@ -123,6 +131,10 @@ def cached(folder: Path, make: Callable[[Path], dict[str, Any]]) -> tuple[dict[s
 class FunctionStep(Step):
     make: Callable[[Path], dict[str, Any]] | None = None
     stage_name: str = "data"
+    describe: Callable[[dict[str, Any]], str] | None = None
+
+    def message(self, record: dict[str, Any]) -> str | None:
+        return self.describe(record) if self.describe else None
 
     @property
     def stage(self) -> str:  # type: ignore[override]

@@ -92,7 +92,9 @@ class Detector(Mitigation):
                     "auroc": auroc, "heldout_sources": len(human), "train_texts": len(train_x),
                     "test_texts": len(test_x), "mean_p_human_training_pairs": sum(p_human) / len(p_human)}
 
-        return cached_data_step(f"data:m3_{g}", out / "derived" / f"m3_{g}-{key}", make, "m3_detector")
+        return cached_data_step(f"data:m3_{g}", out / "derived" / f"m3_{g}-{key}", make, "m3_detector",
+                                describe=lambda r: f"[m3] detector human-vs-{g}: AUROC {r['auroc']:.3f} on "
+                                                   f"{r['test_texts']} held-out texts")
 
     def students(self, cfg, splits, derived, seed, generator):
         from regurg_bench.protocol.plan import Student
