@@ -205,6 +205,38 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_dropout_makes_each_seed_of_a_curriculum_student_a_distinct_replicate(tiny_model_dir, tmp_path):
+    """A fixed curriculum over a fixed base: without dropout the seed changes nothing (the three seeds of
+    the default's M1-order students were one student); with seeded dropout every seed is another student,
+    the same seed is still the same student, and the saved config keeps the base's (evaluation) setting."""
+    pairs = load_bible_pairs("en-es", "train")[:64]
+    _write_split(tmp_path / "split" / "train.jsonl", pairs)
+    (tmp_path / "order.txt").write_text("\n".join(p.id for p in reversed(pairs)) + "\n")
+
+    def fine_tune(name: str, **overrides) -> dict[str, torch.Tensor]:
+        return _weights(train(_config(tmp_path / name, split=str(tmp_path / "split"), base_model=str(tiny_model_dir),
+                                      curriculum=str(tmp_path / "order.txt"), max_steps=4, batch_size=16,
+                                      lr=1e-3, **overrides)))
+
+    plain = [fine_tune(f"plain-{seed}", seed=seed) for seed in (0, 1)]
+    assert all(torch.equal(plain[0][k], plain[1][k]) for k in plain[0])  # the seed did nothing
+    dropped = [fine_tune(f"drop-{seed}", seed=seed, dropout=0.1) for seed in (0, 1)]
+    assert not all(torch.equal(dropped[0][k], dropped[1][k]) for k in dropped[0])
+    again = fine_tune("drop-0-again", seed=0, dropout=0.1)
+    assert all(torch.equal(dropped[0][k], again[k]) for k in again)
+    base_cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    saved_cfg = json.loads((tmp_path / "drop-0" / "config.json").read_text())
+    assert saved_cfg.get("attention_dropout") == base_cfg.get("attention_dropout")
+    # an unset dropout leaves the training hash as it was before the field existed
+    from regurg_bench.hashing import config_hash
+    from regurg_bench.training.config import NON_SEMANTIC_FIELDS
+
+    unset = _config(tmp_path / "x")
+    before = {k: v for k, v in unset.to_dict().items() if k not in NON_SEMANTIC_FIELDS and k != "dropout"}
+    assert unset.semantic_hash() == config_hash(before)
+    assert _config(tmp_path / "x").semantic_hash() != _config(tmp_path / "x", dropout=0.1).semantic_hash()
+
+
 def test_stop_and_resume_in_process_matches_uninterrupted(tmp_path):
     full = _weights(train(_config(tmp_path / "full")))
     out = tmp_path / "sliced"

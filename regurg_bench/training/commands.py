@@ -80,6 +80,10 @@ def train_command(
     curriculum_window: Annotated[int, typer.Option(min=0, help="Keep the --curriculum order per window of N "
                                                    "batches, length-sorted inside (less padding); 0 = exact "
                                                    "order.")] = _D["curriculum_window"],
+    dropout: Annotated[float | None, typer.Option(help="Dropout put on every dropout site of the model while "
+                                                  "training (Llama: attention dropout), seeded by --seed; "
+                                                  "default: the checkpoint's own. The saved config keeps the "
+                                                  "checkpoint's value.")] = _D["dropout"],
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = _D["lora_r"],
     lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha (default: 2 x rank).")] = None,
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = _D["lora_dropout"],

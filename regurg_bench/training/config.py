@@ -13,6 +13,9 @@ from regurg_bench.hashing import config_hash
 #: Fields that do not change the trained weights; a resumed run may change them freely.
 NON_SEMANTIC_FIELDS = frozenset({"out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
                                  "num_threads", "merge_lora", "stop_after_steps"})
+#: Fields added after checkpoints and keys were published: hashed only when set (not None), so the hash of
+#: every config that leaves them unset is what it was before they existed.
+HASHED_WHEN_SET = frozenset({"dropout"})
 
 
 @dataclass
@@ -49,6 +52,11 @@ class TrainConfig:
     # order, every batch padded to its own longest example). 8 cut the default's curriculum students
     # from ~83 s to 53-59 s on 2 CPU cores (shuffled students: ~50 s).
     curriculum_window: int = 0
+    # Dropout probability put on every dropout site of the architecture while training (Llama: the attention
+    # dropout); None keeps the checkpoint's own (usually 0). Seeded by ``seed``, it makes each seed a distinct
+    # replicate for every student, curriculum students included (their order is fixed, so without it the seed
+    # changes nothing). The saved config keeps the checkpoint's value: evaluation never drops out.
+    dropout: float | None = None
     # LoRA (method="lora").
     lora_r: int = 8
     lora_alpha: int = 16
@@ -87,7 +95,8 @@ class TrainConfig:
 
     def semantic_hash(self) -> str:
         """Hash of the fields that determine the weights: a checkpoint only resumes the same run."""
-        return config_hash({k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS})
+        return config_hash({k: v for k, v in self.to_dict().items()
+                            if k not in NON_SEMANTIC_FIELDS and not (k in HASHED_WHEN_SET and v is None)})
 
 
 # --- validation: one typed model for `regurg-bench train` and the protocol's `train:` overrides ------
@@ -99,7 +108,7 @@ _BOUNDS: dict[str, dict[str, float]] = {
     "lora_r": {"gt": 0}, "lora_alpha": {"gt": 0}, "checkpoint_every": {"ge": 0}, "keep_checkpoints": {"ge": 1},
     "log_every": {"gt": 0}, "num_threads": {"gt": 0}, "pad_to_multiple_of": {"gt": 0}, "stop_after_steps": {"gt": 0},
     "min_lr_ratio": {"ge": 0, "le": 1}, "weight_decay": {"ge": 0}, "grad_clip": {"gt": 0},
-    "lora_dropout": {"ge": 0, "lt": 1}, "forget_weight": {"ge": 0}, "forget_bound": {"gt": 0},
+    "lora_dropout": {"ge": 0, "lt": 1}, "dropout": {"ge": 0, "lt": 1}, "forget_weight": {"ge": 0}, "forget_bound": {"gt": 0},
 }
 
 

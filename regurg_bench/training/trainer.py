@@ -173,6 +173,24 @@ def load_model(path: str | Path):
     return model, tokenizer
 
 
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Set every dropout site of ``model`` to ``p`` for training: ``nn.Dropout`` modules and the float
+    ``attention_dropout`` that attention modules (Llama, Qwen, ...) pass to their kernel. Only the modules
+    change, not ``model.config``, so the saved checkpoint keeps the base's setting. Returns the number of
+    sites; an architecture with none is an error (the setting would silently do nothing)."""
+    sites = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+            sites += 1
+        elif type(getattr(module, "attention_dropout", None)) in (int, float):
+            module.attention_dropout = p
+            sites += 1
+    if not sites:
+        raise ValueError(f"dropout={p}: {type(model).__name__} has no dropout site to set")
+    return sites
+
+
 class CompletionLoss(nn.Module):
     """Per-example summed cross-entropy on the completion tokens (labels != -100).
 
@@ -452,6 +470,8 @@ def _prepare(config: TrainConfig, out: Path, dist: Dist) -> _Run:
     else:
         model_path = base.path
     model, tokenizer = load_model(model_path)
+    if config.dropout is not None:
+        set_dropout(model, config.dropout)
     attention = config.attention if config.attention != "auto" else ("eager" if dist.device.type == "cpu" else None)
     if attention:
         model.set_attn_implementation(attention)
