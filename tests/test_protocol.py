@@ -243,6 +243,33 @@ def test_kill_9_mid_run_then_rerun_gives_identical_results(tiny_run, tmp_path):
     assert len(clean["conditions"]["real"]["seeds"]) == 2
 
 
+def test_every_verdict_is_robust_fragile_or_inconclusive_and_run_ends_with_a_table(tiny_run):
+    """Each claim x metric carries robustness, the seeds agreeing and the distinct replicates; a finished run's
+    `regurg-bench run` ends with the rich summary table (not a JSON dump) and the report's path."""
+    from typer.testing import CliRunner
+
+    from regurg_bench.cli import app
+    from regurg_bench.protocol.report import robustness_counts
+
+    cfg, out, results, _ = tiny_run
+    decided = 0
+    for c in results["claims"]:
+        for v in c["per_metric"].values():
+            assert v["robustness"] in ("robust", "fragile", "inconclusive")
+            assert (v["robustness"] == "inconclusive") == (v["verdict"] not in ("holds", "contradicted"))
+            assert 1 <= v["effective_seeds"] <= v["n_seeds"] and 0 <= v["seeds_agreeing"] <= v["n_seeds"]
+            decided += v["robustness"] != "inconclusive"
+    assert all("effective_seeds" in info for info in results["conditions"].values())
+    res = CliRunner().invoke(app, ["run", str(_write(out.parent, TINY)), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "robustness" in res.output and "seeds agree" in res.output and "report.md" in res.output
+    assert not res.output.lstrip().startswith("{")
+    counts = robustness_counts(results)
+    assert f"{counts['robust']} robust, {counts['fragile']} fragile, {counts['inconclusive']} inconclusive" \
+        in " ".join(res.output.split())
+    assert counts["robust"] + counts["fragile"] == decided
+
+
 def test_report_command_rerenders_and_prints_the_headline(tiny_run):
     from typer.testing import CliRunner
 

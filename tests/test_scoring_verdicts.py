@@ -94,3 +94,71 @@ def test_holm_turns_a_marginal_holds_into_inconclusive():
     # the same, through the one function the report and the leaderboard verifier share
     fx = matrix_effects(bs, {c: {"kind": "regurg"} for c in bs.point}, ["a", "b", "c"])
     assert _verdict(fx.degradation["regurg_a"].to_dict()) == "inconclusive (not significant after Holm's correction)"
+
+
+def test_verdict_takes_the_interval_side_not_the_point_estimate():
+    """A skewed ratio can put its point estimate on one side of 0 and its whole interval on the other: the
+    verdict follows the interval (the old rule said "holds" from the positive estimate)."""
+    from regurg_bench.scoring.effects import Effect
+    from regurg_bench.scoring.verdicts import verdict
+
+    e = Effect("recovery", "bleu", 0.02, -0.4, -0.05, "ok", p_value=0.01)
+    assert verdict(e) == "contradicted" and verdict(e.to_dict()) == "contradicted"
+    assert verdict(Effect("recovery", "bleu", -0.02, 0.05, 0.4, "ok", p_value=0.01)) == "holds"
+
+
+def test_recovery_is_gated_on_the_holm_adjusted_degradation():
+    """D of regurg_a excludes 0 alone but not after Holm over three generators: its recovery must not hold
+    (before, R's gate used the unadjusted gap interval, so R could hold where D was inconclusive)."""
+    rng = np.random.default_rng(1)
+    real = rng.normal(10.0, 0.2, N)
+    marginal = real - rng.normal(0.0, 0.01, N) - np.where(rng.random(N) < 0.985, 0.3, -0.3)
+    reps = {"real": real, "regurg_a": marginal, "regurg_b": real + rng.normal(0, 0.5, N),
+            "regurg_c": real + rng.normal(0, 0.5, N), "m_a": marginal + 0.2}
+    point = {"real": 10.0, "regurg_a": 9.7, "regurg_b": 9.99, "regurg_c": 10.02, "m_a": 9.9}
+    bs = BootstrapScores("bleu", True, point, reps, {c: [0.0] for c in point}, 100, N, 1)
+    conditions = {c: {"kind": "regurg", "generator": c[-1]} for c in point if c.startswith("regurg")}
+    conditions |= {"real": {"kind": "real"}, "m_a": {"kind": "m1_topk", "generator": "a"}}
+    assert recovery(bs, "real", "regurg_a", "m_a").status == "ok"  # gated on the unadjusted D: defined
+    fx = matrix_effects(bs, conditions, ["a", "b", "c"])
+    assert fx.degradation["regurg_a"].status == "not_significant"
+    r = fx.recovery["m_a"]["regurg_a"]
+    assert r.status == "no_gap" and r.estimate is None and "not established" in r.note
+
+
+def test_identical_seeds_are_one_replicate_and_borrow_the_pooled_seed_spread():
+    from regurg_bench.scoring.simulation import Noise, Truth, simulate_stats
+    from regurg_bench.scoring.bootstrap import bootstrap_from_stats
+
+    stats = simulate_stats(Truth(), Noise(seed_sd=2.0, identical=frozenset({"m1_topk_b"})), 3,
+                           np.random.default_rng(0))
+    bs = bootstrap_from_stats("ter", stats, n=2000, seed=0)
+    assert bs.effective_seeds["m1_topk_b"] == 1 and bs.effective_seeds["real"] == 3
+    assert len(bs.per_seed["m1_topk_b"]) == 3  # every seed is still reported
+    # its seed level uses the spread pooled over the conditions that show one, not zero
+    assert bs.seed_sd["m1_topk_b"] is not None and bs.seed_sd["m1_topk_b"] > 0
+    only = np.std(bs.sentence_replicates["m1_topk_b"])
+    assert np.std(bs.replicates["m1_topk_b"]) > 1.5 * only  # wider than test sentences alone
+    # a run with one seed has no seed level at all
+    one = bootstrap_from_stats("ter", {c: v[:1] for c, v in stats.items()}, n=200, seed=0)
+    assert all(np.array_equal(one.replicates[c], one.sentence_replicates[c]) for c in stats)
+
+
+def test_detectability_from_the_full_and_the_sentence_only_intervals():
+    """SE 1 in all (interval ±1.96), SE 0.5 from test sentences alone: 3/4 of the variance is the seeds'."""
+    from regurg_bench.scoring.effects import Effect
+    from regurg_bench.scoring.power import with_detectability
+
+    z = 1.959963984540054
+    full = Effect("difference", "chrf", 2.0, 2.0 - z, 2.0 + z, "ok", p_value=0.04)
+    alone = Effect("difference", "chrf", 2.0, 2.0 - z / 2, 2.0 + z / 2, "ok", p_value=0.001)
+    e = with_detectability(full, alone, seeds=3, family_size=1)
+    assert e.detectable == pytest.approx(z + 0.8416212335729143)
+    assert e.seed_share == pytest.approx(0.75)
+    # (2 / 2.80)^2 - 0.25 = 0.260 of room for 0.75 * 3 / k' of seed variance: k' = 9
+    assert e.seeds_needed == 9
+    # an effect smaller than the sentence noise alone can hide: no number of seeds finds it
+    small = with_detectability(Effect("difference", "chrf", 0.5, 0.5 - z, 0.5 + z, "not_significant"), alone, 3, 1)
+    assert small.seeds_needed is None and small.detectable == pytest.approx(e.detectable)
+    # a family of 6 raises the threshold (Holm's strictest step)
+    assert with_detectability(full, alone, 3, 6).detectable > e.detectable

@@ -105,6 +105,10 @@ class Effect(_Strict):
     level: float = Field(gt=0.0, lt=1.0)
     p_value: float | None = Field(None, ge=0.0, le=1.0)
     p_adjusted: float | None = Field(None, ge=0.0, le=1.0)
+    #: what the run could have detected (see regurg_bench.scoring.power); absent in entries made before
+    detectable: float | None = Field(None, ge=0.0)
+    seeds_needed: int | None = Field(None, ge=1)
+    seed_share: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class Condition(_Strict):

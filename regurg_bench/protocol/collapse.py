@@ -323,15 +323,16 @@ def diagnostics_per_generation(cfg, out: Path, chains: dict[str, Any]) -> dict[s
 
 
 def _verdict_word(e: dict[str, Any]) -> str:
-    from regurg_bench.protocol.report import SHORT_VERDICT, _verdict
+    from regurg_bench.scoring.verdicts import short_verdict
 
-    return SHORT_VERDICT.get(_verdict(e), _verdict(e))
+    return short_verdict(e)
 
 
 def score_chains(cfg, out: Path, chains: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
     """Scores per generation, D_k, the growth and boundedness claims (pooled and seed by seed)."""
-    from regurg_bench.protocol.report import _verdict, load_samples
+    from regurg_bench.protocol.report import load_samples
     from regurg_bench.scoring import degradation, difference, paired_bootstrap
+    from regurg_bench.scoring.verdicts import verdict as _verdict
     from regurg_bench.scoring.bootstrap import percentile_interval
     from regurg_bench.scoring.effects import holm
 

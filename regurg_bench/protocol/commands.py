@@ -78,11 +78,13 @@ def register(app: typer.Typer) -> None:
         folder = out or Path("runs") / "protocol" / cfg.name
         results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress, executor=executor,
                                ray_address=ray_address)
-        if dry_run or results.get("up_to_date"):
+        if dry_run:
             return
-        print(json.dumps({c["condition"] or c["claim"]: {m: v["verdict"] for m, v in c["per_metric"].items()}
-                          for c in results["claims"] if c["per_metric"]}, indent=1))
-        print(f"report: {folder / 'report.md'}")
+        from rich.console import Console
+
+        from regurg_bench.protocol.report import terminal_summary
+
+        Console(width=max(Console().width, 120)).print(terminal_summary(results, folder / "report.md"))
 
     @app.command("report")
     def report_cmd(

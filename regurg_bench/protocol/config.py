@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from regurg_bench.builders.config import BuildConfig, ConfigError, read_yaml_mapping, validate_config
 from regurg_bench.hashing import config_hash
-from regurg_bench.scoring.bootstrap import MAX_RESAMPLES
+from regurg_bench.scoring.bootstrap import DEFAULT_RESAMPLES, MAX_RESAMPLES
 
 
 class _Strict(BaseModel):
@@ -67,7 +67,7 @@ class ResourcesConfig(_Strict):
 
 class ScoringConfig(_Strict):
     metrics: list[Literal["bleu", "chrf", "ter"]] = ["bleu", "chrf", "ter"]
-    resamples: int = Field(1000, ge=10, le=MAX_RESAMPLES)
+    resamples: int = Field(DEFAULT_RESAMPLES, ge=10, le=MAX_RESAMPLES)
     level: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
 

@@ -9,19 +9,21 @@ and -1 for lower-is-better ones (TER):
   (invariant to the sign; 0 = no better than regurgitated data, 1 = as good as real data)
 
 Intervals are percentile intervals of the same formulas over the paired bootstrap replicates.
-Statuses:
+Intervals are symmetric percentile intervals (as many replicates beyond each end); a verdict's
+direction is the side of 0 its interval lies on, never the sign of the point estimate. Statuses:
 
-- ``ok``: defined, and the interval excludes 0;
+- ``ok``: defined, and the interval excludes 0 (equivalently p <= 1 - level);
 - ``not_significant``: defined, but the interval contains 0 (reported with its interval, flagged);
-- ``no_gap`` (R only, and D when S_real == S_regurg exactly): real and regurgitated scores do not
-  differ significantly (G <= 0, or G's interval contains 0), so recovery has no denominator; no
+- ``no_gap`` (R only, and D when S_real == S_regurg exactly): the degradation R would be measured
+  against is not established: R is gated on the same D verdict the report gives (after Holm's correction
+  over the degradations, when the caller passes it), so R never "holds" where D is inconclusive; no
   number is reported;
 - ``undefined``: D with S_real == 0.
 
 Each defined effect also carries a two-sided bootstrap p-value (the share of replicates on the far
 side of 0, doubled, with the +1 correction of Davison & Hinkley) and, once :func:`holm` has run over
-its family of comparisons, the Holm-adjusted p-value: an ``ok`` effect whose adjusted p-value is not
-below ``1 - level`` becomes ``not_significant``. The protocol's families: per task and metric, (a) the
+its family of comparisons, the Holm-adjusted p-value: an ``ok`` effect whose adjusted p-value is above
+``1 - level`` becomes ``not_significant``. The protocol's families: per task and metric, (a) the
 degradation of every generator, (b) every mitigation's recovery against every baseline, (c) the paired
 differences (fraction of real, size-ladder rungs). Holm's step-down keeps the family-wise error rate
 at ``1 - level`` and is never weaker than Bonferroni.
@@ -51,6 +53,19 @@ class Effect:
     level: float = 0.95
     p_value: float | None = None  # two-sided bootstrap p-value of "effect != 0"
     p_adjusted: float | None = None  # Holm-adjusted over the effect's family (None: not adjusted)
+    #: the smallest |effect| this run detects with 80 % power at its Holm threshold (see scoring.power)
+    detectable: float | None = None
+    #: roughly how many seeds per condition would detect the observed effect (None: not by seeds alone)
+    seeds_needed: int | None = None
+    #: how the run's noise splits: the share of the effect's variance that comes from seeds
+    seed_share: float | None = None
+
+    @property
+    def direction(self) -> int:
+        """+1 when the interval lies above 0, -1 below, 0 when it contains 0 (or is undefined)."""
+        if self.ci_low is None or self.ci_high is None:
+            return 0
+        return 1 if self.ci_low > 0.0 else (-1 if self.ci_high < 0.0 else 0)
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -71,13 +86,18 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
     return lo, hi, dropped
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
 def _significance(lo: float, hi: float) -> str:
     return NOT_SIGNIFICANT if lo <= 0.0 <= hi else OK
 
 
 def bootstrap_p(values: np.ndarray) -> float | None:
     """Two-sided p-value of "the effect is not 0" from its bootstrap replicates: twice the smaller share
-    of replicates at or beyond 0 on either side, (count + 1) / (n + 1) (never exactly 0)."""
+    of replicates at or beyond 0 on either side, (count + 1) / (n + 1) (never exactly 0). It is <= 1 - level
+    exactly when :func:`percentile_interval` at ``level`` excludes 0 (tested)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     if len(v) == 0:
@@ -107,7 +127,7 @@ def holm(effects: list[Effect]) -> list[Effect]:
             out.append(e)
             continue
         status, note = e.status, e.note
-        if status == OK and adjusted[i] >= 1.0 - e.level:
+        if status == OK and adjusted[i] > 1.0 - e.level + 1e-12:
             status = NOT_SIGNIFICANT
             note = "; ".join(x for x in (note, f"not significant after Holm's correction over {m} comparisons "
                                                 f"(adjusted p = {adjusted[i]:.3g})") if x)
@@ -140,15 +160,23 @@ def degradation(bs: BootstrapScores, real: str = "real", regurg: str = "regurg",
                   bootstrap_p(reps))
 
 
-def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level: float = 0.95) -> Effect:
+def recovery(bs: BootstrapScores, real: str, regurg: str, mitigated: str, level: float = 0.95,
+             degraded: Effect | None = None) -> Effect:
+    """R of ``mitigated`` against ``regurg``, defined only where the degradation it recovers is established:
+    ``degraded`` is that D as the report gives it (after Holm's correction over its family); without it,
+    the unadjusted D of this bootstrap."""
     g, g_lo, g_hi = gap(bs, real, regurg, level)
     if g <= 0.0:
         why = "S_real == S_regurg" if g == 0.0 else "regurgitated data scored better than real data"
         return Effect("recovery", bs.metric, None, None, None, NO_GAP, f"{why}: recovery is undefined", level)
-    if g_lo <= 0.0:
+    degraded = degraded or degradation(bs, real, regurg, level)
+    if degraded.status == UNDEFINED:  # S_real = 0 (a perfect TER): D has no scale, the gap itself does
+        degraded = Effect("difference", bs.metric, g, g_lo, g_hi, _significance(g_lo, g_hi), "", level)
+    if degraded.status != OK or degraded.direction != 1:
+        adjusted = f", adjusted p = {degraded.p_adjusted:.3g}" if degraded.p_adjusted is not None else ""
         return Effect("recovery", bs.metric, None, None, None, NO_GAP,
-                      f"real-vs-regurg gap not significant ({bs.metric} gap {g:.3g}, "
-                      f"{int(level * 100)}% CI [{g_lo:.3g}, {g_hi:.3g}]): recovery is undefined", level)
+                      f"the degradation of {regurg} is not established ({bs.metric} D {_fmt(degraded.estimate)} "
+                      f"[{_fmt(degraded.ci_low)}, {_fmt(degraded.ci_high)}]{adjusted}): recovery is undefined", level)
     s_real, s_reg, s_m = bs.point[real], bs.point[regurg], bs.point[mitigated]
     estimate = (s_m - s_reg) / (s_real - s_reg)
     reps = _ratio(bs.replicates[mitigated] - bs.replicates[regurg], bs.replicates[real] - bs.replicates[regurg])

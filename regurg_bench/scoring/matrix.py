@@ -5,7 +5,8 @@ is recomputed exactly the way it was first computed:
 
 - degradation D of every regurgitated condition against ``real`` (family: all generators);
 - recovery R of every other scored condition (mitigations, mixes, fractions) against the regurgitated
-  baseline of its generator, or of every generator when it has none (family: all of them);
+  baseline of its generator, or of every generator when it has none (family: all of them), defined only
+  where that baseline's degradation holds after Holm;
 - paired differences Δ: a fraction of the real data against each all-generated condition, and each
   size-ladder rung of real data against the same-size generated rung (family: all of them).
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from regurg_bench.scoring.bootstrap import BootstrapScores
 from regurg_bench.scoring.effects import Effect, degradation, difference, holm, recovery
+from regurg_bench.scoring.power import with_detectability
 
 #: What the report says about the correction (also written into results.json).
 CORRECTION = ("Holm step-down per task and metric over each family: the degradations of all generators; "
@@ -45,12 +47,18 @@ def _adjust(effects: dict[tuple[str, ...], Effect]) -> dict[tuple[str, ...], Eff
     return dict(zip(keys, holm([effects[k] for k in keys]), strict=True))
 
 
-def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators: list[str],
-                   level: float = 0.95) -> MatrixEffects:
-    """All effects of the conditions present in ``bs`` (``conditions``: name -> kind/generator/size)."""
+def _effective(bs: BootstrapScores, conds: tuple[str, ...]) -> int:
+    """Distinct replicates behind an effect: the fewest of the conditions it compares."""
+    eff = bs.effective_seeds or {}
+    return min(eff.get(c, len(bs.per_seed.get(c, [0]))) for c in conds)
+
+
+def _raw_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators: list[str], level: float,
+                 gates: dict[str, Effect] | None = None
+                 ) -> tuple[dict[tuple[str, ...], Effect], dict[tuple[str, ...], Effect], dict[tuple[str, ...], Effect]]:
+    """(D, R, Δ) before Holm, keyed by the conditions each compares (R: (cond, baseline); Δ: (better, worse)).
+    R is gated on ``gates`` (the degradations after Holm) when given."""
     present = [c for c in conditions if c in bs.point]
-    if "real" not in bs.point:
-        return MatrixEffects()
     gens = [g for g in generators if f"regurg_{g}" in bs.point]
     degr = {(f"regurg_{g}",): degradation(bs, "real", f"regurg_{g}", level) for g in gens}
     recov: dict[tuple[str, ...], Effect] = {}
@@ -68,13 +76,37 @@ def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generator
             continue
         for g in ([gen] if gen else gens):
             if f"regurg_{g}" in bs.point:
-                recov[(cond, f"regurg_{g}")] = recovery(bs, "real", f"regurg_{g}", cond, level)
+                gate = (gates or {}).get(f"regurg_{g}")
+                recov[(cond, f"regurg_{g}")] = recovery(bs, "real", f"regurg_{g}", cond, level, gate)
+    return degr, recov, diffs
+
+
+def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators: list[str],
+                   level: float = 0.95, detectability: bool = True) -> MatrixEffects:
+    """All effects of the conditions present in ``bs`` (``conditions``: name -> kind/generator/size).
+
+    Degradations are Holm-adjusted first; recovery against a generator is then defined only where that
+    generator's adjusted D holds (so R cannot hold where D is inconclusive). With ``detectability``, each
+    effect also says what this run could have detected (:mod:`regurg_bench.scoring.power`)."""
+    if "real" not in bs.point:
+        return MatrixEffects()
+    degr, _, _ = _raw_effects(bs, conditions, generators, level)
+    degr = _adjust(degr)
+    _, recov, diffs = _raw_effects(bs, conditions, generators, level, {k[0]: e for k, e in degr.items()})
+    recov, diffs = _adjust(recov), _adjust(diffs)
+    if detectability and bs.sentence_replicates is not None:
+        only = bs.sentence_only()
+        d_s, r_s, x_s = _raw_effects(only, conditions, generators, level, {k[0]: e for k, e in degr.items()})
+        for family, alone, involved in ((degr, d_s, lambda k: ("real", k[0])), (recov, r_s, lambda k: ("real", *k)),
+                                        (diffs, x_s, lambda k: k)):
+            for key, e in family.items():
+                family[key] = with_detectability(e, alone[key], _effective(bs, involved(key)), len(family))
     out = MatrixEffects()
-    for (cond,), e in _adjust(degr).items():
+    for (cond,), e in degr.items():
         out.degradation[cond] = e
-    for (cond, base), e in _adjust(recov).items():
+    for (cond, base), e in recov.items():
         out.recovery.setdefault(cond, {})[base] = e
-    for (better, worse), e in _adjust(diffs).items():
+    for (better, worse), e in diffs.items():
         out.differences.setdefault(better, {})[worse] = e
     return out
 
@@ -95,12 +127,31 @@ def score_metric(metric: str, hyps_by_condition: Mapping[str, list[list[str]]], 
                  level: float) -> MetricScores:
     """The one scoring of a matrix (the protocol's results and the leaderboard's re-check both call it):
     paired bootstrap over sentences (and seeds), percentile intervals, D/R/Δ with Holm, per-seed effects."""
-    from regurg_bench.scoring.bootstrap import paired_bootstrap, percentile_interval
+    from regurg_bench.scoring.bootstrap import sentence_stats
 
-    bs = paired_bootstrap(metric, hyps_by_condition, refs, n=resamples, seed=seed)
+    stats = {}
+    for cond, seeds in hyps_by_condition.items():
+        stats[cond] = []
+        for h in seeds:
+            if len(h) != len(refs):
+                raise ValueError(f"condition {cond!r}: {len(h)} hypotheses for {len(refs)} references")
+            stats[cond].append(sentence_stats(metric, h, refs))
+    return score_stats(metric, stats, conditions, generators, resamples=resamples, seed=seed, level=level)
+
+
+def score_stats(metric: str, stats_by_condition: Mapping[str, list[Any]], conditions: Mapping[str, Any],
+                generators: list[str], *, resamples: int, seed: int, level: float,
+                per_seed: bool = True) -> MetricScores:
+    """:func:`score_metric` from per-sentence sufficient statistics (``{condition: [(sentences, stats) per
+    seed]}``): what the calibration simulation runs on synthetic statistics with a known truth."""
+    from regurg_bench.scoring.bootstrap import bootstrap_from_stats, percentile_interval
+
+    bs = bootstrap_from_stats(metric, stats_by_condition, n=resamples, seed=seed)
     rows = {}
-    for cond in hyps_by_condition:
+    for cond in stats_by_condition:
         lo, hi = percentile_interval(bs.replicates[cond], level)
         rows[cond] = {"score": bs.point[cond], "ci_low": lo, "ci_high": hi, "per_seed": bs.per_seed[cond]}
+    seeds = range(bs.n_seeds) if per_seed else range(0)
     return MetricScores(bs, rows, matrix_effects(bs, conditions, generators, level),
-                        [matrix_effects(bs.for_seed(i), conditions, generators, level) for i in range(bs.n_seeds)])
+                        [matrix_effects(bs.for_seed(i), conditions, generators, level, detectability=False)
+                         for i in seeds])
