@@ -56,13 +56,9 @@ def test_default_config_and_overrides():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("protocol")
-    cfg = load_protocol_config(_write(tmp, TINY))
-    out = tmp / "run"
-    messages: list[str] = []
-    results = run_protocol(cfg, out, say=messages.append)
-    return cfg, out, results, messages
+def tiny_run(tiny_protocol_run):
+    """The session's one tiny run (tests/conftest.py), shared with tests/test_protocol_compare.py."""
+    return tiny_protocol_run
 
 
 def test_matrix_and_files(tiny_run):
