@@ -117,9 +117,13 @@ def register(app: typer.Typer) -> None:
                                                                     "instead of re-training (published checkpoints).")
                              ] = False,
     ) -> None:
-        """Reproduce K randomly chosen students of a run from its recorded config and seed: re-train them
-        (CPU training is deterministic), re-evaluate them, and check that their logged lm-eval samples are
-        the recorded ones byte for byte. Exit 1 when any differs."""
+        """Reproduce K randomly chosen students of a run from its recorded config and seed: re-train them,
+        re-evaluate them, and compare with the recorded students. "reproduced exactly": the logged lm-eval
+        samples are the recorded ones byte for byte (CPU training is deterministic on one machine);
+        "reproduced within noise": every corpus score lies within the tolerance the run's seed spread
+        gives (another machine's kernels round differently; see README, "Comparing runs across
+        machines"); otherwise "failed", naming student, task, metric, difference and tolerance. Prints one
+        JSON line; exit 1 when any student failed."""
         from regurg_bench.protocol.reproduce import ReproductionError, reproduce, summary
 
         try:
@@ -129,5 +133,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         result = summary(report)
         print(json.dumps(result))
-        if not result["identical"]:
+        if not result["reproduced"]:
             raise typer.Exit(1)
+
