@@ -45,7 +45,8 @@ class Reproduced:
     seconds: float
     #: per task x metric: recorded and reproduced corpus score, difference, tolerance (when samples differ)
     scores: tuple[dict[str, Any], ...] = ()
-    #: the re-trained weights against the recorded fingerprint: "identical", "differ", "not recorded"
+    #: the re-trained weights against the recorded fingerprint: "identical", "differ", "not recorded",
+    #: "not re-trained" (``eval_only``)
     weights: str = "not recorded"
 
     @property
@@ -115,9 +116,12 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
     """Re-run ``rerun`` randomly chosen (seeded by ``seed``) students of ``run_dir`` (or the named
     ``students``) and compare their logged samples with the recorded ones: byte for byte, else their
     corpus scores within the run's seed-noise tolerance (:mod:`~regurg_bench.protocol.tolerance`)."""
+    from regurg_bench.leaderboard.evidence import FolderFiles
     from regurg_bench.protocol.config import _validate
-    from regurg_bench.protocol.plan import assign_keys, plan_students
+    from regurg_bench.protocol.fingerprints import folder_fingerprint
+    from regurg_bench.protocol.plan import assign_keys, model_dir, plan_students
     from regurg_bench.protocol.steps import eval_step, execute, train_step
+    from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
 
     run_dir = Path(run_dir)
     try:
@@ -157,11 +161,6 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
             needed.add(base)
             base = plan[base].base_student
     tasks = list(results["tasks"])
-    from regurg_bench.leaderboard.evidence import FolderFiles
-    from regurg_bench.protocol.fingerprints import folder_fingerprint
-    from regurg_bench.protocol.plan import model_dir
-    from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
-
     metrics = list(cfg.scoring.metrics)
     comparisons = len(chosen) * len(tasks) * len(metrics)  # the family a verify call tests (Bonferroni)
     tolerances = {t: {m: tolerance(run_seed_spread([results], t, m), comparisons) for m in metrics} for t in tasks}
@@ -180,7 +179,7 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
                 raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
             if name not in chosen:
                 continue
-            weights = "not recorded"
+            weights = "not re-trained" if eval_only else "not recorded"
             if not eval_only and fingerprints.get(name):
                 weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
             record = execute(eval_step(cfg, s, tasks, own)).record
