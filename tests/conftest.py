@@ -35,6 +35,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_protocol_run(tmp_path_factory):
+    """One real run of tests/data/tiny_protocol.yaml (scripted generators, the ``scratch:test`` student, 5 test
+    sentences, two seeds; a few minutes), shared by every test file that needs a finished run (protocol,
+    compare, verify): ``(cfg, run folder, results, messages)``. A test that changes the run's files works
+    on a copy."""
+    from regurg_bench.protocol.config import load_protocol_config
+    from regurg_bench.protocol.run import run_protocol
+
+    tmp = tmp_path_factory.mktemp("protocol")
+    cfg = load_protocol_config(Path(__file__).parent / "data" / "tiny_protocol.yaml")
+    out = tmp / "run"
+    messages: list[str] = []
+    results = run_protocol(cfg, out, say=messages.append)
+    return cfg, out, results, messages
+
+
+@pytest.fixture(scope="session")
 def needs_vllm() -> None:
     """Skip unless vLLM imports; under REGURG_BENCH_REQUIRE_VLLM=1 (CI, in the environment of
     scripts/setup_vllm.sh) a missing vLLM fails instead. A fixture rather than a module-level

@@ -25,7 +25,14 @@ from regurg_bench.evaluation.signatures import corpus_score
 from regurg_bench.leaderboard import evidence, render, rules, schema, verify
 from regurg_bench.leaderboard.provenance import known_task_versions
 from regurg_bench.leaderboard.schema import ENTRY_SCHEMA, LeaderboardEntry, SubmissionError
-from regurg_bench.leaderboard.submit import finalize_entry, load_run, make_entry, submit, validate_leaderboard
+from regurg_bench.leaderboard.submit import (
+    finalize_entry,
+    load_run,
+    make_entry,
+    read_entry,
+    submit,
+    validate_leaderboard,
+)
 from regurg_bench.protocol.config import load_protocol_config
 from regurg_bench.protocol.run import run_protocol
 from regurg_bench.scoring import paired_bootstrap
@@ -170,6 +177,7 @@ def test_submit_build_validate_round_trip(run, tmp_path):
     assert entry["scores"][TASK]["real"]["bleu"] == {k: real[k] for k in ("score", "ci_low", "ci_high", "per_seed")}
     assert entry["degradation"][TASK]["regurg_scripted"]["chrf"] == results["degradation"][TASK]["regurg_scripted"]["chrf"]
     assert entry["recovery"][TASK]["m1_topk_scripted"] == results["recovery"][TASK]["m1_topk_scripted"]
+    assert entry["fingerprints"] == results["fingerprints"] and entry["fingerprints"]["students"]  # weights used
 
     assert runner.invoke(app, ["leaderboard", "validate", "demo", "--root", str(root)]).exit_code == 0
     res = runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)])
@@ -188,6 +196,16 @@ def test_entry_has_no_timestamp_and_is_reproducible(run):
     assert first.to_json() == second.to_json()
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", first.to_json())
     assert set(json.loads(first.to_json())) == set(LeaderboardEntry.model_fields) - {"schema_id"} | {"schema"}
+
+
+def test_committed_entries_keep_their_bytes_and_ids_without_fingerprints():
+    """Entries submitted before the weights' fingerprints were recorded serialise as before: the same bytes
+    and the same content-derived id (the optional field is left out when absent, not written as null)."""
+    paths = sorted((Path(__file__).parent.parent / "leaderboards").glob("*/entries/*.json"))
+    assert paths
+    for path in paths:
+        entry = read_entry(path, path.parent.parent.name, recheck=False)  # checks the id against the content
+        assert entry.fingerprints is None and entry.to_json() == path.read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------- rejections

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -147,6 +148,16 @@ class CopyShares(_Strict):
     copied_source: float = Field(ge=0.0, le=1.0)
 
 
+class WeightFingerprints(_Strict):
+    """The weights a run actually used (:mod:`regurg_bench.protocol.fingerprints`): ``sha256:`` content hashes
+    of the base model, of every generator checkpoint and of every student; null where there is no checkpoint
+    (a ``scratch:`` base, Apertium)."""
+
+    base_model: Hash | None = None
+    generators: dict[Name, Hash | None] = {}
+    students: dict[Name, Hash | None] = {}
+
+
 class LeaderboardEntry(_Strict):
     """One submitted run on one leaderboard."""
 
@@ -179,6 +190,16 @@ class LeaderboardEntry(_Strict):
     #: "contaminated": a condition copies its references at the flag level (ranked after unflagged entries)
     flags: list[Literal["contaminated"]] = []
     evidence: Evidence
+    #: the weights actually used (optional: runs scored before it was recorded have none; an entry without
+    #: it serialises exactly as before, so its bytes and content-derived id do not change)
+    fingerprints: WeightFingerprints | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_fingerprints(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("fingerprints", "") is None:
+            del data["fingerprints"]
+        return data
 
     @model_validator(mode="after")
     def _every_task_scored(self) -> LeaderboardEntry:
@@ -302,6 +323,8 @@ class RunResults(_Lenient):
     checks: dict[Name, RunCheck]
     #: degradation across generations (optional: runs without ``collapse:`` in their config have none)
     collapse: RunCollapse | None = None
+    #: the weights actually used (optional: results scored before it was recorded have none)
+    fingerprints: WeightFingerprints | None = None
 
 
 def describe_validation_error(err: ValidationError, label: str) -> str:

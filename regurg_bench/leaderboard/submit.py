@@ -133,6 +133,7 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         "plausibility": verified.plausibility,
         "flags": flags,
         "evidence": evidence_ref,
+        "fingerprints": res.fingerprints.model_dump() if res.fingerprints is not None else None,
     }
     return finalize_entry(body)
 

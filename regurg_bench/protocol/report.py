@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
+from regurg_bench.protocol.fingerprints import weight_fingerprints
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, verdict
@@ -139,6 +140,7 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
                             "results_file": _rel(Path(evals[name]["dir"]) / evals[name]["results_file"], out)}
                      for name, s in students.items()},
         "mitigation_data": {k: v | {"dir": _rel(v["dir"], out)} for k, v in derived.items()},
+        "fingerprints": weight_fingerprints(cfg, students, manifest),  # the weights actually used (compare)
         "scores": scores,
         "degradation": degr,
         "recovery": recov,

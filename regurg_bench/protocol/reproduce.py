@@ -1,12 +1,17 @@
 """``regurg-bench verify RUN --rerun K``: re-train and re-evaluate K students of a finished run and check
-that their logged samples come out byte for byte the same.
+that they reproduce the recorded ones, exactly or within the run's own noise.
 
 The students are re-planned from the run's recorded config with the protocol's own functions
 (:func:`~regurg_bench.protocol.plan.plan_students`, :class:`~regurg_bench.protocol.steps.TrainStudent`,
 :class:`~regurg_bench.protocol.steps.EvaluateStudent`), from the split and mitigation files in the run folder
 (each student's key, a hash of its data and settings, must be the recorded one). Training on CPU is
-deterministic, so the same config and seed give the same weights and the same greedy outputs. A
-student that continues another (M4) brings its base student along. With ``eval_only`` the run's own
+deterministic on one machine, so the same config and seed give the same weights and the same greedy
+outputs: *reproduced exactly* (logged samples byte for byte the recorded ones). Another machine's
+kernels round differently, so a re-run there may write other outputs: *reproduced within noise* when
+every corpus score of the re-run student lies within the tolerance of
+:mod:`~regurg_bench.protocol.tolerance` (from the run's seed spread; the one ``compare`` uses) of the
+recorded student's score, otherwise *failed*, naming the student, task, metric, difference and tolerance.
+A student that continues another (M4) brings its base student along. With ``eval_only`` the run's own
 checkpoints are re-evaluated instead (for runs whose checkpoints are published).
 """
 
@@ -29,12 +34,29 @@ class ReproductionError(ValueError):
     """A run folder that cannot be re-run (missing files, another config, changed data)."""
 
 
+EXACT, WITHIN_NOISE, FAILED = "reproduced exactly", "reproduced within noise", "failed"
+
+
 @dataclass(frozen=True)
 class Reproduced:
     student: str
-    identical: bool
-    detail: str  # "" when identical, else the first difference
+    outcome: str  # EXACT, WITHIN_NOISE or FAILED
+    detail: str  # "" when reproduced exactly, else the first difference per task (and why it failed)
     seconds: float
+    #: per task x metric: recorded and reproduced corpus score, difference, tolerance (when samples differ)
+    scores: tuple[dict[str, Any], ...] = ()
+    #: the re-trained weights against the recorded fingerprint: "identical", "differ", "not recorded",
+    #: "not re-trained" (``eval_only``)
+    weights: str = "not recorded"
+
+    @property
+    def identical(self) -> bool:
+        """Logged samples byte for byte the recorded ones."""
+        return self.outcome == EXACT
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == FAILED
 
 
 def _first_difference(a: bytes, b: bytes) -> str:
@@ -49,14 +71,57 @@ def _first_difference(a: bytes, b: bytes) -> str:
     return f"{len(la)} lines recorded, {len(lb)} reproduced"
 
 
+def _scores(files: Any, rel: str, label: str, metrics: list[str]) -> tuple[list[int], list[str], dict[str, float]]:
+    """(doc ids, references, {metric: corpus score}) of one logged samples file (the leaderboard's reader)."""
+    from regurg_bench.evaluation.signatures import corpus_score
+    from regurg_bench.leaderboard.verify import read_samples
+
+    ids, hyps, refs = read_samples(files, rel, label)
+    return ids, refs, {m: corpus_score(m, hyps, refs) for m in metrics}
+
+
+def within_noise(name: str, task: str, recorded: tuple[Any, str], reproduced: tuple[Any, str], metrics: list[str],
+                 tolerances: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Score both samples files of one student and task with the same code; return one row per metric
+    and the problems (a metric outside its tolerance, other documents, no tolerance)."""
+    from regurg_bench.leaderboard.schema import SubmissionError
+    from regurg_bench.protocol.tolerance import within
+
+    try:
+        ids_a, refs_a, a = _scores(*recorded, f"{name}: recorded samples ({task})", metrics)
+        ids_b, refs_b, b = _scores(*reproduced, f"{name}: reproduced samples ({task})", metrics)
+    except SubmissionError as err:
+        return [], [f"{task}: {err}"]
+    if ids_a != ids_b or refs_a != refs_b:
+        return [], [f"{task}: the reproduced samples cover other documents or references than the recorded ones"]
+    rows, problems = [], []
+    for m in metrics:
+        tol = tolerances[m]
+        diff = b[m] - a[m]
+        ok = within(diff, tol)
+        rows.append({"task": task, "metric": m, "recorded": round(a[m], 6), "reproduced": round(b[m], 6),
+                     "difference": round(diff, 6), "tolerance": tol.to_dict(), "within_noise": ok})
+        if ok is None:
+            problems.append(f"{task}, {m}: difference {diff:+.4f} and no tolerance (the run has no condition whose "
+                            "seeds score differently): only byte-identical samples reproduce")
+        elif not ok:
+            problems.append(f"{task}, {m}: recorded {a[m]:.4f}, reproduced {b[m]:.4f}, difference {diff:+.4f} "
+                            f"outside the tolerance ±{tol.value:.4f}")
+    return rows, problems
+
+
 def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: bool = False,
               work_dir: str | Path | None = None, students: list[str] | None = None,
               say: Callable[[str], None] = print) -> list[Reproduced]:
     """Re-run ``rerun`` randomly chosen (seeded by ``seed``) students of ``run_dir`` (or the named
-    ``students``) and compare their logged samples with the recorded ones, byte for byte."""
+    ``students``) and compare their logged samples with the recorded ones: byte for byte, else their
+    corpus scores within the run's seed-noise tolerance (:mod:`~regurg_bench.protocol.tolerance`)."""
+    from regurg_bench.leaderboard.evidence import FolderFiles
     from regurg_bench.protocol.config import _validate
-    from regurg_bench.protocol.plan import assign_keys, plan_students
+    from regurg_bench.protocol.fingerprints import folder_fingerprint
+    from regurg_bench.protocol.plan import assign_keys, model_dir, plan_students
     from regurg_bench.protocol.steps import eval_step, execute, train_step
+    from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
 
     run_dir = Path(run_dir)
     try:
@@ -96,6 +161,10 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
             needed.add(base)
             base = plan[base].base_student
     tasks = list(results["tasks"])
+    metrics = list(cfg.scoring.metrics)
+    comparisons = len(chosen) * len(tasks) * len(metrics)  # the family a verify call tests (Bonferroni)
+    tolerances = {t: {m: tolerance(run_seed_spread([results], t, m), comparisons) for m in metrics} for t in tasks}
+    fingerprints = (results.get("fingerprints") or {}).get("students") or {}
     own = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="regurg-verify-"))
     report: list[Reproduced] = []
     try:
@@ -110,23 +179,56 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
                 raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
             if name not in chosen:
                 continue
+            weights = "not re-trained" if eval_only else "not recorded"
+            if not eval_only and fingerprints.get(name):
+                weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
             record = execute(eval_step(cfg, s, tasks, own)).record
-            problems = []
+            differences, rows, failures = [], [], []
             for task in tasks:
-                got = (Path(record["dir"]) / record["samples_files"][task]).read_bytes()
-                want = (run_dir / recorded[name]["samples"][task]).read_bytes()
-                if got != want:
-                    problems.append(f"{task}: {_first_difference(want, got)}")
-            report.append(Reproduced(name, not problems, "; ".join(problems), time.perf_counter() - started))
-            say(f"{name}: " + ("logged samples reproduced byte for byte" if not problems
-                               else "NOT reproduced: " + "; ".join(problems))
-                + f" ({time.perf_counter() - started:.1f} s)")
+                got_rel, want_rel = record["samples_files"][task], recorded[name]["samples"][task]
+                got = (Path(record["dir"]) / got_rel).read_bytes()
+                want = (run_dir / want_rel).read_bytes()
+                if got == want:
+                    continue
+                differences.append(f"{task}: {_first_difference(want, got)}")
+                task_rows, problems = within_noise(name, task, (FolderFiles(run_dir), want_rel),
+                                                   (FolderFiles(Path(record["dir"])), got_rel), metrics,
+                                                   tolerances[task])
+                rows += task_rows
+                failures += problems
+            outcome = FAILED if failures else WITHIN_NOISE if differences else EXACT
+            seconds = time.perf_counter() - started
+            report.append(Reproduced(name, outcome, "; ".join(differences + failures), seconds, tuple(rows), weights))
+            if outcome == EXACT:
+                message = "reproduced exactly (logged samples byte for byte the recorded ones)"
+            elif outcome == WITHIN_NOISE:
+                message = ("reproduced within noise (" + "; ".join(differences) + "; every score within its "
+                           "tolerance: " + ", ".join(f"{r['metric']} {r['difference']:+.3f} (±{r['tolerance']['value']:.3f})"
+                                                     for r in rows) + ")")
+            else:
+                message = "FAILED: " + "; ".join(failures) + " (" + "; ".join(differences) + ")"
+            say(f"{name}: {message}; weights {weights} ({seconds:.1f} s)")
     finally:
         if work_dir is None:
             shutil.rmtree(own, ignore_errors=True)
     return report
 
 
+def _failures(r: Reproduced) -> list[dict[str, Any]]:
+    rows = [{"student": r.student} | row for row in r.scores if row["within_noise"] is not True]
+    return rows or [{"student": r.student, "detail": r.detail}]
+
+
 def summary(report: list[Reproduced]) -> dict[str, Any]:
+    """The CLI's JSON line: ``identical`` (every student byte for byte), ``reproduced`` (none failed: the exit
+    status), each student's outcome, and every score outside its tolerance."""
+    from regurg_bench.protocol.tolerance import DEFINITION
+
     return {"students": [r.student for r in report], "identical": all(r.identical for r in report),
+            "reproduced": not any(r.failed for r in report),
+            "outcomes": {r.student: r.outcome for r in report},
+            "weights": {r.student: r.weights for r in report},
+            "failures": [row for r in report if r.failed for row in _failures(r)],
+            "scores": {r.student: list(r.scores) for r in report if r.scores},
+            "tolerance": DEFINITION,
             "seconds": round(sum(r.seconds for r in report), 1)}
