@@ -201,11 +201,15 @@ def test_entry_has_no_timestamp_and_is_reproducible(run):
 def test_committed_entries_keep_their_bytes_and_ids_without_fingerprints():
     """Entries submitted before the weights' fingerprints were recorded serialise as before: the same bytes
     and the same content-derived id (the optional field is left out when absent, not written as null)."""
-    paths = sorted((Path(__file__).parent.parent / "leaderboards").glob("*/entries/*.json"))
-    assert paths
-    for path in paths:
-        entry = read_entry(path, path.parent.parent.name, recheck=False)  # checks the id against the content
+    boards = Path(__file__).parent.parent / "leaderboards"
+    old = sorted(boards.glob("*/archive/protocol-v2/*.json"))  # submitted before fingerprints existed
+    assert old
+    for path in old:
+        entry = read_entry(path, path.parent.parent.parent.name, recheck=False)  # checks the id against the content
         assert entry.fingerprints is None and entry.to_json() == path.read_text(encoding="utf-8")
+    for path in sorted(boards.glob("*/entries/*.json")):  # current entries: fingerprints, and their own bytes
+        entry = read_entry(path, path.parent.parent.name, recheck=False)
+        assert entry.fingerprints is not None and entry.to_json() == path.read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------- rejections

@@ -143,10 +143,11 @@ def _heading(task: str, metric: str) -> str:
 
 
 INTRO = ("REAL and REGURG are corpus scores of students trained on human and on regurgitated (generated) targets "
-         "for the same sources, with 95% paired-bootstrap intervals. D = (S_real - S_regurg) / S_real (sign "
+         "for the same sources, with 95% intervals over test sentences and seeds (a calibrated seed level: "
+         "Student's t per condition). D = (S_real - S_regurg) / S_real (sign "
          "flipped for TER, so D > 0 always means real data is better). R = (S_m - S_regurg) / (S_real - S_regurg) "
          "for a mitigation m: 0 = no better than regurgitated data, 1 = as good as real data; n/a when the "
-         "real-vs-regurg gap is not significant. Every number was recomputed from the run's logged lm-eval "
+         "degradation it would recover is not established after Holm's correction. Every number was recomputed from the run's logged lm-eval "
          "samples (stored beside the entries in evidence/) at submission and again at every build. An entry "
          "flagged contaminated has a condition whose hypotheses copy their test references (10% or more): it is "
          "listed after every unflagged entry.")

@@ -111,6 +111,15 @@ class Effect(_Strict):
     seeds_needed: int | None = Field(None, ge=1)
     seed_share: float | None = Field(None, ge=0.0, le=1.0)
 
+    @model_serializer(mode="wrap")
+    def _omit_absent_detectability(self, handler: Any) -> dict[str, Any]:
+        """Left out when absent (not written as null): entries made before these fields keep their bytes and ids."""
+        data = handler(self)
+        for key in ("detectable", "seeds_needed", "seed_share"):
+            if data.get(key, "") is None:
+                del data[key]
+        return data
+
 
 class Condition(_Strict):
     kind: Name
