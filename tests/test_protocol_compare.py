@@ -255,8 +255,8 @@ def test_a_leaderboard_entry_with_and_without_its_evidence(tmp_path):
     assert result["a"]["kind"] == "entry" and result["a"]["outputs"] and result["a"]["claims"]
     assert all(c["share"] == 1.0 for per in result["identical_outputs"].values() for c in per.values())
     assert result["verdicts"] and all(v["agree"] for v in result["verdicts"])
-    # the committed entry predates fingerprints: where they are missing compare says so
-    assert result["divergence"]["stages"][0]["status"] == "not recorded"
+    # the committed entry records the weights' fingerprints: compared with itself, the base model is the same
+    assert result["divergence"]["stages"][0]["status"] == "identical"
     lone = tmp_path / "board" / "entries" / entry.name
     lone.parent.mkdir(parents=True)
     shutil.copy(entry, lone)  # without its evidence bundle: scores only
