@@ -52,7 +52,9 @@ def verdict(effect: Any) -> str:
             return HOLDS
         if hi is not None and hi < 0.0:
             return CONTRADICTED
-        raise ValueError(f"an 'ok' effect whose interval [{lo}, {hi}] does not exclude 0")
+        # an 'ok' effect without a bounded interval on one side (written by other code): its estimate decides
+        est = _get(effect, "estimate")
+        return HOLDS if est is not None and est > 0 else CONTRADICTED
     if status == NOT_SIGNIFICANT:
         if lo is not None and hi is not None and not lo <= 0.0 <= hi:
             return INCONCLUSIVE_HOLM
