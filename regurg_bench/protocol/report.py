@@ -19,7 +19,7 @@ from regurg_bench.atomic import atomic_write
 from regurg_bench.protocol.fingerprints import weight_fingerprints
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
-from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, verdict
+from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, short_verdict, verdict
 
 SCHEMA = "regurg-bench/results/v1"
 #: The report's plots (written when they have data), with captions.
@@ -292,7 +292,7 @@ def _seed_verdicts(per_metric: dict[str, Any], seed_effects: list[dict[str, Any]
     """Add each seed's own verdict, how many seeds agree with the pooled verdict alone, the distinct
     replicates behind it, and its robustness (:func:`regurg_bench.scoring.verdicts.robustness`)."""
     for m, entry in per_metric.items():
-        words = [SHORT_VERDICT.get(_verdict(e[m]), _verdict(e[m])) if e and m in e else "missing" for e in seed_effects]
+        words = [short_verdict(e[m]) if e and m in e else "missing" for e in seed_effects]
         entry["per_seed_verdicts"] = words
         entry["seeds_holding"] = sum(w == "holds" for w in words)
         entry["seeds_agreeing"] = sum(w == SHORT_VERDICT.get(entry["verdict"], entry["verdict"]) for w in words)

@@ -121,6 +121,12 @@ def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[
                      refs: Sequence[str], n: int = DEFAULT_RESAMPLES, seed: int = 0) -> BootstrapScores:
     """Corpus ``metric_name`` of every condition on ``n`` shared resamples of the test sentences (and a
     seed level for conditions with several seeds)."""
+    return bootstrap_from_stats(metric_name, condition_stats(metric_name, hyps_by_condition, refs), n=n, seed=seed)
+
+
+def condition_stats(metric_name: str, hyps_by_condition: Mapping[str, Sequence[str] | Sequence[Sequence[str]]],
+                    refs: Sequence[str]) -> dict[str, list[np.ndarray]]:
+    """{condition: [per-sentence statistics of each seed]}, every seed checked to have one hypothesis per reference."""
     refs = list(refs)
     m = len(refs)
     if m == 0:
@@ -132,7 +138,7 @@ def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[
             if len(h) != m:
                 raise ValueError(f"condition {cond!r}: {len(h)} hypotheses for {m} references")
             stats[cond].append(sentence_stats(metric_name, h, refs))
-    return bootstrap_from_stats(metric_name, stats, n=n, seed=seed)
+    return stats
 
 
 def _distinct(seed_stats: Sequence[np.ndarray]) -> list[int]:

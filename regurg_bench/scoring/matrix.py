@@ -53,17 +53,18 @@ def _effective(bs: BootstrapScores, conds: tuple[str, ...]) -> int:
     return min(eff.get(c, len(bs.per_seed.get(c, [0]))) for c in conds)
 
 
-def _raw_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators: list[str], level: float,
-                 gates: dict[str, Effect] | None = None
-                 ) -> tuple[dict[tuple[str, ...], Effect], dict[tuple[str, ...], Effect], dict[tuple[str, ...], Effect]]:
-    """(D, R, Δ) before Holm, keyed by the conditions each compares (R: (cond, baseline); Δ: (better, worse)).
-    R is gated on ``gates`` (the degradations after Holm) when given."""
-    present = [c for c in conditions if c in bs.point]
-    gens = [g for g in generators if f"regurg_{g}" in bs.point]
-    degr = {(f"regurg_{g}",): degradation(bs, "real", f"regurg_{g}", level) for g in gens}
+def _degradations(bs: BootstrapScores, gens: list[str], level: float) -> dict[tuple[str, ...], Effect]:
+    """D of every generator present, before Holm, keyed (regurg condition,)."""
+    return {(f"regurg_{g}",): degradation(bs, "real", f"regurg_{g}", level) for g in gens}
+
+
+def _comparisons(bs: BootstrapScores, conditions: Mapping[str, Any], gens: list[str], level: float,
+                 gates: dict[str, Effect]) -> tuple[dict[tuple[str, ...], Effect], dict[tuple[str, ...], Effect]]:
+    """(R, Δ) before Holm, keyed (cond, baseline) and (better, worse); R is gated on ``gates`` (the
+    degradations after Holm, by regurg condition)."""
     recov: dict[tuple[str, ...], Effect] = {}
     diffs: dict[tuple[str, ...], Effect] = {}
-    for cond in present:
+    for cond in (c for c in conditions if c in bs.point):
         kind, gen = _get(conditions[cond], "kind"), _get(conditions[cond], "generator")
         if kind == "fraction":  # a fraction of the real pairs vs all-generated at full size
             for g in gens:
@@ -76,9 +77,8 @@ def _raw_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators:
             continue
         for g in ([gen] if gen else gens):
             if f"regurg_{g}" in bs.point:
-                gate = (gates or {}).get(f"regurg_{g}")
-                recov[(cond, f"regurg_{g}")] = recovery(bs, "real", f"regurg_{g}", cond, level, gate)
-    return degr, recov, diffs
+                recov[(cond, f"regurg_{g}")] = recovery(bs, "real", f"regurg_{g}", cond, level, gates.get(f"regurg_{g}"))
+    return recov, diffs
 
 
 def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generators: list[str],
@@ -90,13 +90,14 @@ def matrix_effects(bs: BootstrapScores, conditions: Mapping[str, Any], generator
     effect also says what this run could have detected (:mod:`regurg_bench.scoring.power`)."""
     if "real" not in bs.point:
         return MatrixEffects()
-    degr, _, _ = _raw_effects(bs, conditions, generators, level)
-    degr = _adjust(degr)
-    _, recov, diffs = _raw_effects(bs, conditions, generators, level, {k[0]: e for k, e in degr.items()})
-    recov, diffs = _adjust(recov), _adjust(diffs)
+    gens = [g for g in generators if f"regurg_{g}" in bs.point]
+    degr = _adjust(_degradations(bs, gens, level))
+    gates = {k[0]: e for k, e in degr.items()}
+    recov, diffs = (_adjust(f) for f in _comparisons(bs, conditions, gens, level, gates))
     if detectability and bs.sentence_replicates is not None:
         only = bs.sentence_only()
-        d_s, r_s, x_s = _raw_effects(only, conditions, generators, level, {k[0]: e for k, e in degr.items()})
+        d_s = _degradations(only, gens, level)
+        r_s, x_s = _comparisons(only, conditions, gens, level, gates)
         for family, alone, involved in ((degr, d_s, lambda k: ("real", k[0])), (recov, r_s, lambda k: ("real", *k)),
                                         (diffs, x_s, lambda k: k)):
             for key, e in family.items():
@@ -127,16 +128,10 @@ def score_metric(metric: str, hyps_by_condition: Mapping[str, list[list[str]]], 
                  level: float) -> MetricScores:
     """The one scoring of a matrix (the protocol's results and the leaderboard's re-check both call it):
     paired bootstrap over sentences (and seeds), percentile intervals, D/R/Δ with Holm, per-seed effects."""
-    from regurg_bench.scoring.bootstrap import sentence_stats
+    from regurg_bench.scoring.bootstrap import condition_stats
 
-    stats = {}
-    for cond, seeds in hyps_by_condition.items():
-        stats[cond] = []
-        for h in seeds:
-            if len(h) != len(refs):
-                raise ValueError(f"condition {cond!r}: {len(h)} hypotheses for {len(refs)} references")
-            stats[cond].append(sentence_stats(metric, h, refs))
-    return score_stats(metric, stats, conditions, generators, resamples=resamples, seed=seed, level=level)
+    return score_stats(metric, condition_stats(metric, hyps_by_condition, refs), conditions, generators,
+                       resamples=resamples, seed=seed, level=level)
 
 
 def score_stats(metric: str, stats_by_condition: Mapping[str, list[Any]], conditions: Mapping[str, Any],
