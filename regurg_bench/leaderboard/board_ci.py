@@ -62,7 +62,7 @@ def rerun_estimate(entry_path: Path, rerun: int) -> float | None:
     """Seconds a ``verify --entry --rerun K`` of this entry should take here (None: not a CPU-sized base)."""
     import json
 
-    from regurg_bench.leaderboard.rerun import draw_students, load_entry
+    from regurg_bench.leaderboard.rerun import draw_students, load_entry, suspect_student
     from regurg_bench.protocol.config import _validate
     from regurg_bench.protocol.estimate import plan_work
     from regurg_bench.protocol.plan import planned_conditions
@@ -74,7 +74,8 @@ def rerun_estimate(entry_path: Path, rerun: int) -> float | None:
     items = plan_work(cfg, planned_conditions(cfg))
     if cal is None or not any(it.parameters for it in items):
         return None
-    chosen = set(draw_students(entry.entry_id, sorted(json.loads(files["results.json"])["students"]), rerun))
+    chosen = set(draw_students(entry.entry_id, sorted(json.loads(files["results.json"])["students"]), rerun,
+                               suspect_student(entry)))
     return sum(it.seconds(cal) for it in items
                if it.stage in ("base model", "build", "data") or (it.stage in ("train", "eval") and it.name in chosen))
 

@@ -6,7 +6,8 @@ outputs that were made up and then scored honestly (a near-copy of the reference
 boosted). Only training the students again can. From the entry's evidence bundle this reads the recorded
 protocol config (its hash must be the entry's), rebuilds what the students need with the protocol's own steps
 (the base model, the splits and every mitigation's data: no diagnostics), draws K students at random with the
-entry id as the seed (a submitter cannot choose which), re-trains and re-evaluates them
+entry id as the seed (a submitter cannot choose which; the best seed of a condition that beats REAL
+significantly is always among them, :func:`suspect_student`), re-trains and re-evaluates them
 (:func:`~regurg_bench.protocol.reproduce.rerun_students`) and compares each with its recorded samples:
 *reproduced exactly* (every logged hypothesis the same), *reproduced within noise* (every corpus score
 within the tolerance of :mod:`~regurg_bench.protocol.tolerance`, from the entry's own seed spread), else
@@ -57,11 +58,41 @@ def load_entry(entry_path: str | Path) -> tuple[Any, Path, dict[str, str]]:
     return entry, board_dir, files
 
 
-def draw_students(entry_id: str, names: list[str], rerun: int) -> list[str]:
-    """The K students to re-run: seeded by the entry id, so the draw is fixed before anyone runs anything."""
+#: a condition that beats REAL by this many standard errors on some metric has its best seed re-run first
+SUSPECT_Z = 2.0
+
+
+def suspect_student(entry: Any) -> str | None:
+    """The student a re-run should not miss: the best seed of the condition that beats REAL by the most standard
+    errors on any metric (:func:`~regurg_bench.leaderboard.rules.above_real`), when that is ``SUSPECT_Z`` or
+    more. Regurgitated data and its mitigations rarely beat real data, so that is where made-up outputs show."""
+    from regurg_bench.leaderboard.rules import above_real
+    from regurg_bench.metric_table import higher_is_better
+
+    best: tuple[float, str, str, str] | None = None
+    for task, per in entry.scores.items():
+        for metric in per.get("real", {}):
+            for cond, (z, _gain) in above_real(per, metric).items():
+                if z >= SUSPECT_Z and (best is None or z > best[0]):
+                    best = (z, task, cond, metric)
+    if best is None:
+        return None
+    _z, task, cond, metric = best
+    seeds = entry.conditions[cond].seeds
+    scores = entry.scores[task][cond][metric].per_seed
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return f"{cond}-s{max(zip(seeds, scores, strict=True), key=lambda t: sign * t[1])[0]}"
+
+
+def draw_students(entry_id: str, names: list[str], rerun: int, first: str | None = None) -> list[str]:
+    """The K students to re-run: ``first`` (the :func:`suspect_student`) if any, the others at random seeded by
+    the entry id, so the draw is fixed before anyone runs anything and no submitter can choose it."""
     from regurg_bench.protocol.reproduce import choose
 
-    return choose(names, rerun, random.Random(entry_id))
+    if first is None or first not in names:
+        return choose(names, rerun, random.Random(entry_id))
+    rest = [n for n in names if n != first]
+    return [first] + (choose(rest, rerun - 1, random.Random(entry_id)) if rerun > 1 else [])
 
 
 def machine() -> tuple[str, dict[str, str]]:
@@ -111,7 +142,7 @@ def verify_entry(entry_path: str | Path, rerun: int = 2, *, by: str = "user", re
     own = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="regurg-verify-entry-"))
     say(f"{entry.entry_id}: rebuilding the base model, splits and mitigation data in {own}")
     plan = rebuild(cfg, own, say)
-    chosen = draw_students(entry.entry_id, list(plan), rerun)
+    chosen = draw_students(entry.entry_id, list(plan), rerun, suspect_student(entry))
     recorded_students = results["students"]
     rebuilt_differently = sorted(n for n in chosen if recorded_students.get(n, {}).get("key") != plan[n].key)
     say(f"re-running {', '.join(chosen)} (drawn with the entry id as the seed)"
