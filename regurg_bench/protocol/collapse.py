@@ -330,7 +330,7 @@ def _verdict_word(e: dict[str, Any]) -> str:
 
 def score_chains(cfg, out: Path, chains: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
     """Scores per generation, D_k, the growth and boundedness claims (pooled and seed by seed)."""
-    from regurg_bench.protocol.report import load_samples
+    from regurg_bench.protocol.report_parts import load_samples
     from regurg_bench.scoring import degradation, difference, paired_bootstrap
     from regurg_bench.scoring.bootstrap import percentile_interval
     from regurg_bench.scoring.effects import holm
@@ -464,7 +464,7 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from regurg_bench.protocol.report import METRIC_LABEL, _save
+    from regurg_bench.protocol.report_parts import METRIC_LABEL, save_figure
 
     G, modes = section["generations"], section["modes"]
     task = next(iter(section["scores"]))
@@ -486,7 +486,7 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{task}: score vs generation, 95% bootstrap CI over sentences and seeds")
     fig.tight_layout()
-    _save(fig, out / "collapse_scores.png")
+    save_figure(fig, out / "collapse_scores.png")
 
     diag = section["diagnostics"]["per_seed"]
     keys = [k for k in ("types_at_budget", "distinct_2", "tail_kept", "head_kept")
@@ -511,7 +511,7 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
     axes[0][0].legend(fontsize=8)
     fig.suptitle("training targets per generation (mean over seeds)")
     fig.tight_layout()
-    _save(fig, out / "collapse_diversity.png")
+    save_figure(fig, out / "collapse_diversity.png")
     return ["collapse_scores.png", "collapse_diversity.png"]
 
 
@@ -519,14 +519,14 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
 def _fmt(e: dict[str, Any]) -> str:
     if e.get("estimate") is None:
         return f"n/a ({e['status']})"
-    from regurg_bench.protocol.report import _f  # None (an unbounded end) prints as ±inf
+    from regurg_bench.protocol.report_parts import fmt_bound
 
-    return f"{e['estimate']:.3f} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]"
+    return f"{e['estimate']:.3f} [{fmt_bound(e['ci_low'])}, {fmt_bound(e['ci_high'])}]"
 
 
 def report_blocks(section: dict[str, Any]) -> list[tuple]:
     """The report's "Degradation across generations" blocks (see :func:`regurg_bench.protocol.report.blocks`)."""
-    from regurg_bench.protocol.report import METRIC_LABEL
+    from regurg_bench.protocol.report_parts import METRIC_LABEL
 
     G, modes = section["generations"], section["modes"]
     b: list[tuple] = [("h", 2, "Degradation across generations (replace vs accumulate)"),

@@ -17,6 +17,7 @@ from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.protocol.fingerprints import weight_fingerprints
+from regurg_bench.protocol.report_parts import METRIC_LABEL, fmt_bound, load_samples, save_figure
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, short_verdict, verdict
@@ -27,18 +28,6 @@ PLOTS = [("scores.png", "Score per condition with 95% intervals"),
          ("sizes.png", "Score vs training size, real vs generated (size ladder)"),
          ("recovery.png", "Recovery R per mitigation with intervals"),
          ("diagnostics.png", "Diagnostics of the training splits, human vs generated")]
-METRIC_LABEL = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
-
-
-def load_samples(eval_dir: str | Path, samples_file: str) -> tuple[list[int], list[str], list[str]]:
-    """(doc ids, hypotheses, references) of an lm-eval samples file, ordered by ``doc_id``: the one reader of
-    logged samples, shared with the leaderboard's verifier (:func:`regurg_bench.leaderboard.verify.read_samples`)."""
-    from regurg_bench.leaderboard.evidence import FolderFiles
-    from regurg_bench.leaderboard.verify import read_samples
-
-    return read_samples(FolderFiles(Path(eval_dir)), samples_file, str(Path(eval_dir) / samples_file))
-
-
 def hyps_from_evals(students: dict[str, Any], evals: dict[str, Any], task: str
                     ) -> tuple[dict[str, list[list[str]]], list[str], dict[str, list[int]]]:
     """{condition: [hyps of seed 0, seed 1, ...]}, the shared references, and each condition's seeds."""
@@ -236,16 +225,12 @@ def _fmt_effect(effect: dict[str, Any]) -> str:
     if effect["estimate"] is None:
         return f"n/a ({effect['status']})"
     lo, hi = effect["ci_low"], effect["ci_high"]
-    ci = f"[{_f(lo)}, {_f(hi)}]"
+    ci = f"[{fmt_bound(lo)}, {fmt_bound(hi)}]"
     return f"{effect['estimate']:.3f} {ci}" + ("" if effect["status"] == OK else f" ({effect['status']})")
 
 
 def _num(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
-
-
-def _f(x: float | None) -> str:
-    return "±inf" if x is None else f"{x:.3f}"
 
 
 def _claim_text() -> dict[str, str]:
@@ -590,16 +575,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
     fig.suptitle(f"{task}: score per condition, {int(results['scoring']['level'] * 100)}% bootstrap CI")
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def plot_sizes(results: dict[str, Any], path: Path) -> bool:
@@ -635,7 +611,7 @@ def plot_sizes(results: dict[str, Any], path: Path) -> bool:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{task}: score vs training size, {int(results['scoring']['level'] * 100)}% bootstrap CI")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
@@ -672,7 +648,7 @@ def plot_recovery(results: dict[str, Any], path: Path) -> bool:
         ax.set_title(f"R on {METRIC_LABEL[m]} (0 = regurg, 1 = real)")
     fig.suptitle(f"{task}: recovery of the real-vs-regurgitated gap")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
