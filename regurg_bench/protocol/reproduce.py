@@ -182,7 +182,7 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
             weights = "not re-trained" if eval_only else "not recorded"
             if not eval_only and fingerprints.get(name):
                 weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
-            record = execute(eval_step(cfg, s, tasks, own)).record
+            record = execute(eval_step(cfg, s, tasks, own, plan)).record
             differences, rows, failures = [], [], []
             for task in tasks:
                 got_rel, want_rel = record["samples_files"][task], recorded[name]["samples"][task]
@@ -209,6 +209,9 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
                 message = "FAILED: " + "; ".join(failures) + " (" + "; ".join(differences) + ")"
             say(f"{name}: {message}; weights {weights} ({seconds:.1f} s)")
     finally:
+        from regurg_bench.evaluation.lora_engine import close_shared_engine
+
+        close_shared_engine()  # eval.lora: adapter keeps one vLLM engine for the re-evaluations
         if work_dir is None:
             shutil.rmtree(own, ignore_errors=True)
     return report

@@ -141,12 +141,25 @@ class Runner:
 
     def students(self, students: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
         """Train and evaluate every student (independent steps: an executor may run them side by side)."""
+        from regurg_bench.evaluation.lora_engine import engine_starts
+
         trains = [train_step(self.cfg, s, students) for s in students.values()]
-        evals = [eval_step(self.cfg, s, tasks, self.out) for s in students.values()]
+        order = list(students.values())
+        if self.cfg.eval.lora == "adapter":  # students on one base next to each other: one engine for them all
+            order.sort(key=lambda s: s.base_student is not None)  # (M4 continues a merged student: its own base)
+        evals = [eval_step(self.cfg, s, tasks, self.out, students) for s in order]
+        starts = engine_starts()
         outcomes = self.steps(trains + evals)
+        if engine_starts() > starts:  # counted in this process (the local executor)
+            computed = sum(not outcomes[e.name].cached for e in evals)
+            self.say(f"[eval] {engine_starts() - starts} vLLM engine start(s) for {computed} evaluated LoRA "
+                     "students (eval.lora: adapter: one engine per base model)")
         return {s.name: outcomes[f"eval:{s.name}"].record for s in students.values()}
 
     def close(self) -> None:
+        from regurg_bench.evaluation.lora_engine import close_shared_engine
+
+        close_shared_engine()
         self.progress.close()
         self.executor.close()
 
