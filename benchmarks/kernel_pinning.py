@@ -18,7 +18,6 @@ compare the "pinned" hashes. The machine line (CPU, matmul rate) comes first.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform

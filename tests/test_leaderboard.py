@@ -21,7 +21,6 @@ import yaml
 from typer.testing import CliRunner
 
 from regurg_bench.cli import app
-from regurg_bench.evaluation.signatures import corpus_score
 from regurg_bench.leaderboard import evidence, render, rules, schema, verify
 from regurg_bench.leaderboard.provenance import known_task_versions
 from regurg_bench.leaderboard.schema import ENTRY_SCHEMA, LeaderboardEntry, SubmissionError
@@ -35,9 +34,7 @@ from regurg_bench.leaderboard.submit import (
 )
 from regurg_bench.protocol.config import load_protocol_config
 from regurg_bench.protocol.run import run_protocol
-from regurg_bench.scoring import paired_bootstrap
-from regurg_bench.scoring.bootstrap import percentile_interval
-from regurg_bench.scoring.matrix import matrix_effects
+from regurg_bench.testing.forgery import forge, read_rows, rescore
 
 #: the tiny protocol of tests/test_protocol.py on the full published test set (the leaderboard's rule),
 #: with one seed and without its size ladder, mixes and fractions (fewer students to evaluate)
@@ -83,64 +80,24 @@ def _config_hash(config: dict) -> str:
 
 
 def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return read_rows(path)
 
 
 def _forge(run: Path, change_rows) -> None:
-    """What a forger does: change every student's logged samples (``change_rows(condition, rows) -> rows``),
-    then recompute every file from them (:func:`_recompute`)."""
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    for name in sorted(results["students"]):
-        s = results["students"][name]
-        path = run / s["samples"][TASK]
-        _write_rows(path, sorted(change_rows(s["condition"], _rows(path)), key=lambda r: r["doc_id"]))
-    _recompute(run)
+    """What a forger does (:mod:`regurg_bench.testing.forgery`): ``change_rows(condition, rows) -> rows``."""
+    forge(run, lambda condition, _seed, rows: change_rows(condition, rows))
 
 
 def _recompute(run: Path) -> None:
-    """Make a run self-consistent with its logged samples: lm-eval's own results files, the scores,
-    intervals, D and R of results.json (in its condition_order), the sentence count."""
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    metrics = list(results["scores"][TASK]["real"])
-    by_cond: dict[str, list[tuple[int, list[str]]]] = {}
-    refs: list[str] = []
-    for name in sorted(results["students"]):
-        s = results["students"][name]
-        rows = sorted(_rows(run / s["samples"][TASK]), key=lambda r: r["doc_id"])
-        hyps, refs = [r["filtered_resps"][0] for r in rows], [r["target"] for r in rows]
-        by_cond.setdefault(s["condition"], []).append((s["seed"], hyps))
-        lm = json.loads((run / s["results_file"]).read_text(encoding="utf-8"))
-        for metric in metrics:
-            lm["results"][TASK][f"{metric},none"] = corpus_score(metric, hyps, refs)
-        (run / s["results_file"]).write_text(json.dumps(lm), encoding="utf-8")
-    order = results["condition_order"]
-    hyps_by = {c: [h for _, h in sorted(by_cond[c])] for c in order}
-    sc, conds = results["scoring"], results["conditions"]
-    gens = [c.removeprefix("regurg_") for c, info in conds.items() if info["kind"] == "regurg"]
-    for metric in metrics:
-        bs = paired_bootstrap(metric, hyps_by, refs, n=sc["resamples"], seed=sc["seed"])
-        for c in order:
-            lo, hi = percentile_interval(bs.replicates[c], sc["level"])
-            results["scores"][TASK][c][metric].update(score=bs.point[c], ci_low=lo, ci_high=hi,
-                                                      per_seed=bs.per_seed[c], lm_eval_reported=bs.per_seed[c])
-        fx = matrix_effects(bs, conds, gens, sc["level"])
-        for reg, per in results["degradation"][TASK].items():
-            per[metric] = fx.degradation[reg].to_dict()
-        for cond, bases in results["recovery"][TASK].items():
-            for reg, per in bases.items():
-                per[metric] = fx.recovery[cond][reg].to_dict()
-    results["checks"][TASK]["n_test_sentences"] = len(refs)
-    (run / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    rescore(run)
 
 
 def _forged_submit(run: Path, root: Path, model: str) -> Path:
     """What a patched copy of `submit` (its rules switched off) writes onto a board."""
     with pytest.MonkeyPatch.context() as m:
         m.setattr(rules, "REFUSED_SHARE", 2.0)
+        m.setattr(rules, "NEAR_COPY_REFUSED", 2.0)
+        m.setattr(rules, "ABOVE_REAL_REFUSED_Z", float("inf"))
         m.setattr(verify, "check_full_test_set", lambda *_a, **_k: None)
         return submit(run, "demo", root, model)
 
@@ -635,15 +592,15 @@ def test_entries_without_evidence_are_refused(tmp_path):
 def test_contaminated_entry_is_flagged_and_never_first(run, tmp_path):
     root = tmp_path / "boards"
     submit(run, "demo", root, "zz-honest")
-    _forge(run, _copy_references(0.2, only="regurg_scripted"))
-    path = submit(run, "demo", root, "aa-copier")  # accepted, flagged
-    flagged = json.loads(path.read_text(encoding="utf-8"))
-    assert flagged["flags"] == ["contaminated"]
-    assert flagged["plausibility"][TASK]["regurg_scripted"]["copied_reference"] == pytest.approx(0.2, abs=0.001)
+    _forge(run, _copy_references(0.15, only="regurg_scripted"))
+    path = submit(run, "demo", root, "aa-copier")  # accepted, flagged (an exact copy is a near-copy too, and the
+    flagged = json.loads(path.read_text(encoding="utf-8"))  # copies lift the condition far above REAL)
+    assert flagged["flags"] == ["contaminated", "near-copy", "above-real"]
+    assert flagged["plausibility"][TASK]["regurg_scripted"]["copied_reference"] == pytest.approx(0.15, abs=0.001)
     res = runner.invoke(app, ["leaderboard", "build", "demo", "--root", str(root)])  # re-checks both
     assert res.exit_code == 0, res.output
     readme = (root / "demo" / "README.md").read_text(encoding="utf-8")
-    assert readme.index("| zz-honest |") < readme.index("| aa-copier | contaminated | 20.0% |")
+    assert readme.index("| zz-honest |") < readme.index("| aa-copier | contaminated,near-copy,above-real | unverified | 15.0% |")
     page = (root / "demo" / "index.html").read_text(encoding="utf-8")
     assert f'data-entry-id="{flagged["entry_id"]}" data-flagged="1"' in page
 
@@ -697,3 +654,123 @@ def test_evidence_bundle_is_deterministic_and_data_only(run):
     assert "results.json" in files and all(isinstance(t, str) for t in files.values())
     samples = next(t for p, t in files.items() if "samples_" in p)  # trimmed to what verification reads
     assert set(json.loads(samples.split("\n")[0])) == {"doc_id", "target", "filtered_resps"}
+
+
+# ------------------------------------------------------------------------------- near-copies and implausible effects
+def _near_copy(every: int, only: str):
+    """Every ``every``-th hypothesis of ``only`` becomes its reference minus the last word (the issue's forgery)."""
+    def change(condition: str, rows: list[dict]) -> list[dict]:
+        if condition == only:
+            for r in sorted(rows, key=lambda r: r["doc_id"])[::every]:
+                r["filtered_resps"] = [" ".join(r["target"].split()[:-1])]
+        return rows
+    return change
+
+
+def _paraphrase(only: str):
+    """Every hypothesis of ``only`` becomes its reference reworded: first two words swapped, lower case, no
+    final punctuation (no hypothesis equals its reference)."""
+    def change(condition: str, rows: list[dict]) -> list[dict]:
+        if condition == only:
+            for r in rows:
+                words = r["target"].rstrip(".;:!?").lower().split()
+                r["filtered_resps"] = [" ".join(words[1:2] + words[:1] + words[2:])]
+        return rows
+    return change
+
+
+NEAR_COPIES = {
+    "every-third-minus-last-word": (_near_copy(3, "m1_topk_scripted"),
+                                    "rule 'near-copy': 33% of the hypotheses of condition 'm1_topk_scripted'"),
+    "paraphrased-references": (_paraphrase("m3_detector_scripted"),
+                               "rule 'near-copy': 100% of the hypotheses of condition 'm3_detector_scripted'"),
+    "30-percent-copies": (_copy_references(0.3, only="regurg_scripted"),
+                          "rule 'plausibility': 30% of the hypotheses of condition 'regurg_scripted'"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NEAR_COPIES))
+def test_near_copies_are_refused_by_submit_and_by_validate(run, tmp_path, kind):
+    """Self-consistent entries (every number recomputed by the project's scoring) whose hypotheses come close to
+    their references without copying them all: refused, naming the rule and the condition."""
+    change, needle = NEAR_COPIES[kind]
+    _forge(run, change)
+    root = tmp_path / "boards"
+    res = runner.invoke(app, ["submit", str(run), "-l", "demo", "--root", str(root), "-m", "forger"])
+    assert res.exit_code == 1 and f"error: {needle}" in res.output, res.output
+    path = _forged_submit(run, root, "forger")  # a patched submit writes it anyway: the board's own check refuses it
+    res = runner.invoke(app, ["leaderboard", "validate", "demo", "--root", str(root)])
+    assert res.exit_code == 1 and f"error: demo/entries/{path.name}: {needle}" in res.output, res.output
+
+
+def test_five_percent_copies_are_flagged_near_copy(run, tmp_path):
+    """Below the exact-copy flag (10 %), above the near-copy flag (2 %): shown, flagged, ranked last."""
+    _forge(run, _copy_references(0.05, only="m1_topk_scripted"))
+    entry = make_entry(run, "demo", "copier")
+    assert "near-copy" in entry.flags and "contaminated" not in entry.flags
+    assert entry.plausibility[TASK]["m1_topk_scripted"].copied_reference == pytest.approx(0.05, abs=0.001)
+
+
+def test_honest_runs_raise_no_plausibility_signal(run):
+    """The honest tiny run: no near-copy, no condition above REAL, the measured statistics far from the thresholds
+    (the default run's are in benchmarks/plausibility_calibration.py)."""
+    res, _ = load_run(run)
+    scores = res.scores[TASK]
+    for metric in scores["real"]:
+        assert max(gain for _z, gain in rules.above_real(scores, metric).values()) < rules.ABOVE_REAL_FLAG_POINTS / 2
+    entry = make_entry(run, "demo", "honest")
+    assert entry.flags == []
+
+
+def _apertium_or_skip() -> None:
+    from regurg_bench.generation.apertium_backend import supported_directions
+
+    if shutil.which("apertium") is None or ("en", "es") not in supported_directions():
+        if os.environ.get("REGURG_BENCH_REQUIRE_APERTIUM") == "1":
+            raise RuntimeError("REGURG_BENCH_REQUIRE_APERTIUM=1 but Apertium en->es is not installed")
+        pytest.skip("Apertium is not installed (apt-get install apertium apertium-eng-spa)")
+
+
+def test_a_condition_boosted_far_above_real_is_refused(run):
+    """One mitigation's outputs replaced by a real, much better MT system's (Apertium's translations of the test
+    sources): no copy of a reference, every number self-consistent, but far above REAL."""
+    _apertium_or_skip()
+    from regurg_bench.corpora.bible import load_bible_pairs
+    from regurg_bench.generation import ApertiumGenerator
+
+    sources = [p.source for p in load_bible_pairs("en-es", "test")]
+    with ApertiumGenerator() as apertium:
+        better = [r.text for r in apertium.generate(sources, "en", "es")]
+
+    def boost(condition: str, rows: list[dict]) -> list[dict]:
+        if condition == "m2_multigen":
+            for r in rows:
+                r["filtered_resps"] = [better[r["doc_id"]]]
+        return rows
+    _forge(run, boost)
+    message = _rejected(run, "rule 'above-real': condition 'm2_multigen' beats REAL on regurg_mt_en-es")
+    assert "standard errors (refused from 10 and 15)" in message
+
+
+def test_outlier_seed_and_above_real_statistics():
+    """The two effect rules on known numbers: a seed far from its condition's others, a condition far above REAL."""
+    from types import SimpleNamespace as S
+
+    def row(per_seed, half=0.5):
+        mean = sum(per_seed) / len(per_seed)
+        return {"bleu": S(score=mean, ci_low=mean - half, ci_high=mean + half, per_seed=per_seed)}
+
+    honest = {"real": row([10.0, 10.4, 9.8]), "regurg_a": row([8.0, 8.3, 7.9]), "m1_x": row([9.0, 8.7, 9.1])}
+    assert rules.effect_flags({"t": honest}) == []
+    one_seed_out = honest | {"m1_x": row([9.0, 8.7, 14.0])}
+    z = rules.outlier_seed_z(one_seed_out, "bleu")
+    assert max(z, key=z.get) == ("m1_x", 2) and z[("m1_x", 2)] > rules.OUTLIER_SEED_Z
+    assert rules.effect_flags({"t": one_seed_out}) == ["outlier-seed"]
+    significant_but_small = honest | {"m1_x": row([11.7, 11.9, 11.6])}  # +1.6 BLEU at z = 3.2: an honest result
+    assert rules.effect_flags({"t": significant_but_small}) == []
+    above = honest | {"m1_x": row([16.0, 16.2, 15.9], half=0.8)}  # +6 BLEU, se 0.41/0.26: z = 12.3
+    assert rules.effect_flags({"t": above}) == ["above-real"]
+    with pytest.raises(SubmissionError, match="rule 'above-real': condition 'm1_x' beats REAL on t bleu by 20.0 points"):
+        rules.effect_flags({"t": honest | {"m1_x": row([30.0, 30.2, 29.9])}})
+    ter = {"real": {"ter": row([80.0, 80.5, 79.5])["bleu"]}, "m": {"ter": row([60.0, 60.5, 59.5])["bleu"]}}
+    assert rules.above_real(ter, "ter")["m"][1] == pytest.approx(20.0)  # lower TER is better: a gain

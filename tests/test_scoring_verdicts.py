@@ -127,8 +127,8 @@ def test_recovery_is_gated_on_the_holm_adjusted_degradation():
 
 
 def test_identical_seeds_are_one_replicate_and_borrow_the_pooled_seed_spread():
-    from regurg_bench.scoring.simulation import Noise, Truth, simulate_stats
     from regurg_bench.scoring.bootstrap import bootstrap_from_stats
+    from regurg_bench.scoring.simulation import Noise, Truth, simulate_stats
 
     stats = simulate_stats(Truth(), Noise(seed_sd=2.0, identical=frozenset({"m1_topk_b"})), 3,
                            np.random.default_rng(0))

@@ -93,3 +93,32 @@ def register(app: typer.Typer) -> None:
         except (SubmissionError, OSError) as err:
             raise _fail(err) from None
         typer.echo(f"{name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, all valid")
+
+    @leaderboard_app.command("ci")
+    def ci_cmd(
+        name: NameArg,
+        root: RootOpt = Path("leaderboards"),
+        rerun: Annotated[int, typer.Option("--rerun", "-k", min=1, help="Students to re-run per entry.")] = 2,
+        budget_min: Annotated[float, typer.Option("--budget-min", min=0.0, help="Minutes of re-running this job may "
+                                                  "spend; an entry estimated not to fit stays unverified.")] = 40.0,
+        changed_since: Annotated[str | None, typer.Option("--changed-since", help="A git revision (the pull "
+                                                          "request's base): entries whose entry or verification "
+                                                          "file changed since it are re-run even if verified.")
+                                 ] = None,
+    ) -> None:
+        """The board's CI job (leaderboards/ci/run.sh): validate every entry, then re-run K students of each entry
+        the board's CI has not verified yet (`verify --entry --by board-ci`), recording each outcome in
+        `<NAME>/verifications/`. Bases that are not CPU-sized, and entries that do not fit the budget, stay
+        unverified with the runner they need. Exit 1 when an entry is invalid or a re-run failed."""
+        from regurg_bench.leaderboard.board_ci import board_ci
+        from regurg_bench.leaderboard.schema import SubmissionError
+
+        try:
+            outcome = board_ci(root, name, rerun=rerun, budget_s=budget_min * 60, changed_since=changed_since,
+                               say=typer.echo)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        typer.echo(f"{name}: {outcome.valid} valid, {len(outcome.verified)} verified, {len(outcome.skipped)} "
+                   f"unverified, {len(outcome.failed)} failed" + (f" ({', '.join(outcome.failed)})" if outcome.failed
+                                                                  else ""))
+        raise typer.Exit(outcome.exit_code)

@@ -75,7 +75,7 @@ def split_jsonl(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _trim_samples(text: str, rel: str) -> str:
+def trim_samples(text: str, rel: str) -> str:
     out = []
     for i, line in enumerate(split_jsonl(text), 1):
         if not line.strip():
@@ -121,7 +121,7 @@ def gather(run_dir: Path, results_text: str, res: RunResults) -> dict[str, str]:
             rel = s.samples.get(task)
             if rel is not None and rel not in out:
                 label = f"results.json: field 'students.{name}.samples.{task}'"
-                out[rel] = _trim_samples(files.text(rel, schema.MAX_SAMPLES_BYTES, label), rel)
+                out[rel] = trim_samples(files.text(rel, schema.MAX_SAMPLES_BYTES, label), rel)
         if s.results_file not in out:
             label = f"results.json: field 'students.{name}.results_file'"
             out[s.results_file] = _trim_lm_eval_results(

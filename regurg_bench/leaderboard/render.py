@@ -73,7 +73,11 @@ def columns(entries: list[LeaderboardEntry], task: str) -> list[Column]:
                      if info.kind == "regurg" and c in e.scores.get(task, {})})
     rec = sorted({(c, b) for e in entries for c, bases in e.recovery.get(task, {}).items() for b in bases})
     cols = [Column("model", "model", False), Column("flags", "flags", False,
-                                                     "contaminated: some condition reproduces its test references"),
+                                                     "contaminated, near-copy, above-real, outlier-seed: the "
+                                                     "plausibility rules that flag it (leaderboards/README.md)"),
+            Column("verified", "re-run", False, "verified: K students re-trained from the entry alone reproduced "
+                                                "(exactly or within noise), by the board's CI or a user; failed: a "
+                                                "re-run did not; unverified: not re-run yet"),
             Column("copied", "copied refs", True, "largest share of a condition's hypotheses identical to their "
                                                   "reference (test-set contamination signal)"),
             Column("base_model", "base model", False),
@@ -88,11 +92,15 @@ def columns(entries: list[LeaderboardEntry], task: str) -> list[Column]:
     return cols
 
 
-def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column]) -> list[Cell]:
+def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column], verified: dict[str, str] | None = None
+        ) -> list[Cell]:
     cells = []
     for col in cols:
         if col.key == "model":
             cells.append(Cell(entry.model, entry.model))
+        elif col.key == "verified":
+            label = (verified or {}).get(entry.entry_id, UNVERIFIED)
+            cells.append(Cell(label, label))
         elif col.key == "flags":
             flags = ",".join(entry.flags)
             cells.append(Cell(flags, flags))
@@ -118,21 +126,47 @@ def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column]) -> 
     return cells
 
 
-def ordered(entries: list[LeaderboardEntry]) -> list[LeaderboardEntry]:
-    """Flagged (contaminated) entries after every unflagged one: a flagged entry never takes first place."""
-    return sorted(entries, key=lambda e: (bool(e.flags), e.model, e.entry_id))
+UNVERIFIED = "unverified"
 
 
-def tables(entries: list[LeaderboardEntry]) -> list[tuple[str, str, list[Column], list[tuple[str, list[Cell]]]]]:
+def verification_labels(folder: Path, entries: list[LeaderboardEntry]) -> dict[str, str]:
+    """{entry id: "verified (board-ci)" | "failed (user)" | ... | "unverified"}: the board CI's latest record
+    decides; without one, the latest record of anyone (:mod:`.verifications`)."""
+    from regurg_bench.leaderboard import verifications
+
+    labels = {}
+    for e in entries:
+        found = verifications.read(folder, e.entry_id)
+        state, last = verifications.status(found, verifications.BOARD_CI)
+        if last is None:
+            state, last = verifications.status(found)
+        labels[e.entry_id] = UNVERIFIED if last is None else f"{state} ({last.by}, {last.rerun} students)"
+    return labels
+
+
+def _suspect(e: LeaderboardEntry, verified: dict[str, str] | None) -> bool:
+    return bool(e.flags) or (verified or {}).get(e.entry_id, "").startswith("failed")
+
+
+def ordered(entries: list[LeaderboardEntry], verified: dict[str, str] | None = None) -> list[LeaderboardEntry]:
+    """Verified entries first, then unverified ones, then flagged entries and entries whose re-run failed: a
+    flagged entry never takes first place."""
+    return sorted(entries, key=lambda e: (_suspect(e, verified),
+                                          not (verified or {}).get(e.entry_id, "").startswith("verified"),
+                                          e.model, e.entry_id))
+
+
+def tables(entries: list[LeaderboardEntry], verified: dict[str, str] | None = None
+           ) -> list[tuple[str, str, list[Column], list[tuple[str, list[Cell]]]]]:
     """(task, metric, columns, [(entry id, cells)]) for every task and metric any entry reports (rows in
     :func:`ordered` order)."""
-    entries = ordered(entries)
+    entries = ordered(entries, verified)
     out = []
     for task in sorted({t for e in entries for t in e.tasks}):
         on_task = [e for e in entries if task in e.tasks]
         cols = columns(on_task, task)
         for metric in [m for m in METRIC_LABEL if any(m in e.metrics for e in on_task)]:
-            rows = [(e.entry_id, row(e, task, metric, cols)) for e in on_task if metric in e.metrics]
+            rows = [(e.entry_id, row(e, task, metric, cols, verified)) for e in on_task if metric in e.metrics]
             out.append((task, metric, cols, rows))
     return out
 
@@ -149,8 +183,11 @@ INTRO = ("REAL and REGURG are corpus scores of students trained on human and on 
          "for a mitigation m: 0 = no better than regurgitated data, 1 = as good as real data; n/a when the "
          "degradation it would recover is not established after Holm's correction. Every number was recomputed from the run's logged lm-eval "
          "samples (stored beside the entries in evidence/) at submission and again at every build. An entry "
-         "flagged contaminated has a condition whose hypotheses copy their test references (10% or more): it is "
-         "listed after every unflagged entry.")
+         "flagged by a plausibility rule (contaminated: 10% or more exact copies of the test references; near-copy: "
+         "2% or more hypotheses within sentence chrF 60 of them; above-real: a condition beats REAL by 5 standard "
+         "errors or more; outlier-seed) is listed after every unflagged entry, and so is an entry whose re-run "
+         "failed. Re-run: K students re-trained and re-evaluated from the entry alone (regurg-bench verify "
+         "--entry), by the board's CI or a user; verified entries are listed first.")
 
 
 # ------------------------------------------------------------------------------------ Markdown
@@ -162,7 +199,8 @@ def _md(text: str) -> str:
     return out
 
 
-def to_markdown(name: str, entries: list[LeaderboardEntry], with_plot: bool) -> str:
+def to_markdown(name: str, entries: list[LeaderboardEntry], with_plot: bool, verified: dict[str, str] | None = None
+                ) -> str:
     lines = [f"# regurg-bench leaderboard: {_md(name)}", "",
              f"Generated by `regurg-bench leaderboard build {name}` from {len(entries)} "
              f"entr{'y' if len(entries) == 1 else 'ies'} in `entries/`; do not edit by hand. "
@@ -171,7 +209,7 @@ def to_markdown(name: str, entries: list[LeaderboardEntry], with_plot: bool) -> 
         lines += ["No entries yet: submit a run with `regurg-bench submit RUN_DIR --leaderboard "
                   f"{name}`.", ""]
         return "\n".join(lines)
-    for task, metric, cols, rows in tables(entries):
+    for task, metric, cols, rows in tables(entries, verified):
         lines += [f"## {_md(_heading(task, metric))}", ""]
         lines.append("| " + " | ".join(_md(c.label) for c in cols) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
@@ -185,7 +223,7 @@ def to_markdown(name: str, entries: list[LeaderboardEntry], with_plot: bool) -> 
     lines += ["## Provenance", "",
               "| entry | run | config hash | seeds | tasks (version) | lm-eval | bootstrap |",
               "|---|---|---|---|---|---|---|"]
-    for e in ordered(entries):
+    for e in ordered(entries, verified):
         tasks = ", ".join(f"{t} ({e.task_versions[t]})" for t in e.tasks)
         boot = f"{e.scoring.resamples} resamples, seed {e.scoring.seed}, {int(round(e.scoring.level * 100))}%"
         lines.append("| " + " | ".join(_md(x) for x in (e.entry_id, e.run_name, e.config_hash,
@@ -280,7 +318,8 @@ def _html_cell(cell: Cell, numeric: bool, key: str) -> str:
     return f"<td{cls} data-col=\"{_e(key)}\" data-sort-value=\"{_e(cell.sort)}\">{body}</td>"
 
 
-def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None) -> str:
+def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None, verified: dict[str, str] | None = None
+            ) -> str:
     title = f"regurg-bench leaderboard: {name}"
     parts = ["<!doctype html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
              f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_e(CSP)}\">",
@@ -293,8 +332,8 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None) -> st
     if not entries:
         parts.append(f"<p id=\"empty\">No entries yet: submit a run with <code>regurg-bench submit RUN_DIR "
                      f"--leaderboard {_e(name)}</code>.</p>")
-    flagged = {e.entry_id for e in entries if e.flags}
-    for task, metric, cols, rows in tables(entries):
+    flagged = {e.entry_id for e in entries if _suspect(e, verified)}
+    for task, metric, cols, rows in tables(entries, verified):
         table_id = f"t-{task}-{metric}".replace("+", "p")
         parts.append(f"<h2>{_e(_heading(task, metric))}</h2>")
         parts.append(f"<div class=\"wrap\"><table class=\"sortable\" id=\"{_e(table_id)}\" data-task=\"{_e(task)}\" "
@@ -319,7 +358,7 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None) -> st
         parts.append("<h2>Provenance</h2><div class=\"wrap\"><table><thead><tr><th>entry</th><th>run</th>"
                      "<th>config hash</th><th>tasks (version)</th><th>lm-eval</th><th>sacrebleu signatures</th>"
                      "</tr></thead><tbody>")
-        for e in ordered(entries):
+        for e in ordered(entries, verified):
             tasks = ", ".join(f"{t} ({e.task_versions[t]})" for t in e.tasks)
             sigs = "<br>".join(_e(f"{m}: {s}") for m, s in sorted(e.sacrebleu_signatures.items()))
             parts.append(f"<tr><td>{_e(e.entry_id)}</td><td>{_e(e.run_name)}</td><td><code>{_e(e.config_hash)}"
@@ -383,6 +422,7 @@ def plot_png(entries: list[LeaderboardEntry]) -> bytes | None:
 def build(folder: Path, name: str, entries: list[LeaderboardEntry]) -> list[Path]:
     """Write README.md, index.html and scores.png of leaderboard ``name`` into ``folder``."""
     png = plot_png(entries)
+    verified = verification_labels(folder, entries)
     written = []
     plot_path = folder / "scores.png"
     if png is None:
@@ -390,8 +430,8 @@ def build(folder: Path, name: str, entries: list[LeaderboardEntry]) -> list[Path
     else:
         write_file(plot_path, png)
         written.append(plot_path)
-    for filename, text in (("README.md", to_markdown(name, entries, png is not None)),
-                           ("index.html", to_html(name, entries, png))):
+    for filename, text in (("README.md", to_markdown(name, entries, png is not None, verified)),
+                           ("index.html", to_html(name, entries, png, verified))):
         write_file(folder / filename, text)
         written.append(folder / filename)
     return written

@@ -196,8 +196,9 @@ class LeaderboardEntry(_Strict):
     recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
     #: task -> condition -> copy shares (plausibility signals)
     plausibility: dict[Name, dict[Name, CopyShares]]
-    #: "contaminated": a condition copies its references at the flag level (ranked after unflagged entries)
-    flags: list[Literal["contaminated"]] = []
+    #: the plausibility rules that flag it (:mod:`.rules`): "contaminated" (exact copies of references),
+    #: "near-copy", "above-real", "outlier-seed"; a flagged entry is ranked after every unflagged one
+    flags: list[Literal["contaminated", "near-copy", "above-real", "outlier-seed"]] = []
     evidence: Evidence
     #: the weights actually used (optional: runs scored before it was recorded have none; an entry without
     #: it serialises exactly as before, so its bytes and content-derived id do not change)

@@ -19,10 +19,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from regurg_bench.leaderboard import evidence, schema
+from regurg_bench.leaderboard import evidence, schema, verifications
 from regurg_bench.leaderboard.evidence import RunFiles
 from regurg_bench.leaderboard.provenance import check_provenance, version_str
-from regurg_bench.leaderboard.rules import check_required_conditions, plausibility_flags, violation
+from regurg_bench.leaderboard.rules import (
+    check_required_conditions,
+    effect_flags,
+    entry_flags,
+    near_copy_flags,
+    plausibility_flags,
+    violation,
+)
 from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json, write_file
 from regurg_bench.leaderboard.schema import (
     ENTRY_SCHEMA,
@@ -101,7 +108,8 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
     check_required_conditions(res.config, {c: info.model_dump() for c, info in res.conditions.items()},
                               res.config_hash, res.resolved)
     verified = verify_numbers(files, res)
-    flags = plausibility_flags(verified.plausibility)
+    flags = entry_flags(plausibility_flags(verified.plausibility), near_copy_flags(verified.near_copies),
+                        effect_flags({t: res.scores[t] for t in res.tasks}))
     real = sorted((n, s) for n, s in res.students.items() if s.condition == "real")
     base_model = real[0][1].base_model if real and real[0][1].base_model else str(
         (res.config.get("train") or {}).get("base_model", "unknown"))
@@ -258,4 +266,5 @@ def validate_leaderboard(root: str | Path, leaderboard: str) -> list[Leaderboard
                                       f"{leaderboard}/entries/{other_path.name} hold the same model, config hash "
                                       "and scores")
         entries.append((path, entry))
+    verifications.check_board(folder.parent, {e.entry_id for _, e in entries})
     return sorted((e for _, e in entries), key=lambda e: (e.model, e.entry_id))

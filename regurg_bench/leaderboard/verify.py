@@ -19,7 +19,7 @@ from typing import Any
 from regurg_bench.leaderboard import schema
 from regurg_bench.leaderboard.evidence import RunFiles, split_jsonl
 from regurg_bench.leaderboard.provenance import version_str
-from regurg_bench.leaderboard.rules import check_full_test_set, copy_shares
+from regurg_bench.leaderboard.rules import check_full_test_set, copy_shares, near_copy_share
 from regurg_bench.leaderboard.safe_io import loads_strict
 from regurg_bench.leaderboard.schema import RunResults, SubmissionError
 
@@ -290,6 +290,8 @@ class Verified:
     n_sentences: dict[str, int]
     #: task -> condition -> {"copied_reference": share, "copied_source": share}
     plausibility: dict[str, dict[str, dict[str, float]]]
+    #: task -> condition -> share of hypotheses near-copying their reference (rule ``near-copy``; not stored)
+    near_copies: dict[str, dict[str, float]]
 
 
 def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
@@ -298,6 +300,7 @@ def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
     _check_matrix(res)
     n_sentences: dict[str, int] = {}
     plausibility: dict[str, dict[str, dict[str, float]]] = {}
+    near_copies: dict[str, dict[str, float]] = {}
     for task in res.tasks:
         metrics = _task_metrics(res, task)
         hyps, refs, sources, reported = _task_outputs(files, res, task)
@@ -309,4 +312,5 @@ def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
         _check_complete(res, task, metrics)
         n_sentences[task] = len(refs)
         plausibility[task] = {c: copy_shares(hyps[c], refs, sources) for c in sorted(hyps)}
-    return Verified(n_sentences, plausibility)
+        near_copies[task] = {c: near_copy_share(hyps[c], refs) for c in sorted(hyps)}
+    return Verified(n_sentences, plausibility, near_copies)

@@ -332,9 +332,9 @@ def score_chains(cfg, out: Path, chains: dict[str, Any], tasks: list[str]) -> di
     """Scores per generation, D_k, the growth and boundedness claims (pooled and seed by seed)."""
     from regurg_bench.protocol.report import load_samples
     from regurg_bench.scoring import degradation, difference, paired_bootstrap
-    from regurg_bench.scoring.verdicts import verdict as _verdict
     from regurg_bench.scoring.bootstrap import percentile_interval
     from regurg_bench.scoring.effects import holm
+    from regurg_bench.scoring.verdicts import verdict as _verdict
 
     c, sc = cfg.collapse, cfg.scoring
     G = c.generations

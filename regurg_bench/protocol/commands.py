@@ -11,6 +11,14 @@ import typer
 from regurg_bench.console import print_error
 
 
+def _to_stderr(message: str) -> None:
+    """Progress lines of a command whose stdout is one JSON line."""
+    import sys
+
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_cmd(
@@ -117,25 +125,48 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify")
     def verify_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="A finished `regurg-bench run` folder.")],
+        run_dir: Annotated[Path | None, typer.Argument(help="A finished `regurg-bench run` folder (or use --entry).")
+                           ] = None,
+        entry: Annotated[Path | None, typer.Option("--entry", help="A leaderboard entry file "
+                                                   "(<board>/entries/<id>.json): re-run K of its students from the "
+                                                   "entry alone and record the outcome beside it.")] = None,
         rerun: Annotated[int, typer.Option("--rerun", "-k", min=1, help="Students to re-train and re-evaluate.")] = 1,
-        seed: Annotated[int, typer.Option("--seed", help="Seeds the choice of students.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", help="Seeds the choice of students (a run folder; an entry's "
+                                                         "draw is seeded by its id).")] = 0,
         eval_only: Annotated[bool, typer.Option("--eval-only", help="Re-evaluate the run's own checkpoints "
                                                                     "instead of re-training (published checkpoints).")
                              ] = False,
+        by: Annotated[str, typer.Option("--by", help="Who runs this --entry verification, as recorded "
+                                                     "('board-ci' for the board's CI).")] = "user",
+        record: Annotated[bool, typer.Option("--record/--no-record", help="Append the --entry outcome to "
+                                             "<board>/verifications/<id>.json.")] = True,
+        work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Keep the rebuilt data and re-run "
+                                                      "students here (default: a temporary folder).")] = None,
     ) -> None:
-        """Reproduce K randomly chosen students of a run from its recorded config and seed: re-train them,
-        re-evaluate them, and compare with the recorded students. "reproduced exactly": the logged lm-eval
-        samples are the recorded ones byte for byte (CPU training is deterministic on one machine);
-        "reproduced within noise": every corpus score lies within the tolerance the run's seed spread
-        gives (another machine's kernels round differently; see README, "Comparing runs across
-        machines"); otherwise "failed", naming student, task, metric, difference and tolerance. Prints one
-        JSON line; exit 1 when any student failed."""
+        """Reproduce K randomly chosen students of a run (RUN_DIR) or of a leaderboard entry (--entry) from the
+        recorded config and seed: re-train them, re-evaluate them, and compare with the recorded students.
+        "reproduced exactly": the logged outputs are the recorded ones (CPU training is deterministic on
+        one machine); "reproduced within noise": every corpus score lies within the tolerance the run's seed
+        spread gives (another machine's kernels round differently; see README, "Comparing runs across
+        machines"); otherwise "failed", naming student, task, metric, difference and tolerance. With --entry
+        the base model, splits and mitigation data are rebuilt from the entry's recorded config first (a few
+        minutes for the default), and the students are drawn with the entry id as the seed. Prints one JSON
+        line; exit 1 when any student failed, 2 on bad input."""
+        from regurg_bench.leaderboard.schema import SubmissionError
         from regurg_bench.protocol.reproduce import ReproductionError, reproduce, summary
 
+        if (run_dir is None) == (entry is None):
+            print_error("give a run folder or --entry ENTRY.json (one of them)")
+            raise typer.Exit(2)
         try:
-            report = reproduce(run_dir, rerun, seed, eval_only=eval_only)
-        except ReproductionError as e:
+            if entry is not None:
+                from regurg_bench.leaderboard.rerun import verify_entry
+
+                done = verify_entry(entry, rerun, by=by, record=record, work_dir=work_dir, say=_to_stderr)
+                report = done.report
+            else:
+                report = reproduce(run_dir, rerun, seed, eval_only=eval_only)
+        except (ReproductionError, SubmissionError) as e:
             print_error(e)
             raise typer.Exit(2) from None
         result = summary(report)

@@ -110,6 +110,44 @@ def within_noise(name: str, task: str, recorded: tuple[Any, str], reproduced: tu
     return rows, problems
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What a re-run is compared with: the recorded results.json and where its logged samples are (a run folder,
+    or an entry's evidence bundle, whose samples are trimmed to what verification reads: ``trimmed``)."""
+
+    results: dict[str, Any]
+    files: Any  # a RunFiles (regurg_bench.leaderboard.evidence)
+    trimmed: bool = False
+    label: str = "run"
+
+    def samples(self, rel: str) -> str:
+        from regurg_bench.leaderboard import schema
+
+        return self.files.text(rel, schema.MAX_SAMPLES_BYTES, f"{self.label}: recorded samples")
+
+
+def recorded_config(results: dict[str, Any], label: str):
+    """The run's recorded protocol config, checked to hash to the recorded hash on this machine."""
+    from regurg_bench.protocol.config import _validate
+
+    try:
+        cfg = _validate(results["config"], f"{label}: field 'config'")
+    except (ConfigError, KeyError) as err:
+        raise ReproductionError(str(err)) from None
+    if cfg.config_hash() != results.get("config_hash"):
+        raise ReproductionError(f"{label}: the recorded config hashes to {cfg.config_hash()} on this machine, "
+                                f"the run recorded {results.get('config_hash')} (another resolved precision or "
+                                "base-model recipe: the students would not be the same)")
+    return cfg
+
+
+def choose(names: list[str], rerun: int, draw: random.Random) -> list[str]:
+    """``rerun`` of ``names`` (sorted first), drawn with ``draw``."""
+    if not 1 <= rerun <= len(names):
+        raise ReproductionError(f"--rerun must be between 1 and {len(names)} (the run's students)")
+    return draw.sample(sorted(names), rerun)
+
+
 def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: bool = False,
               work_dir: str | Path | None = None, students: list[str] | None = None,
               say: Callable[[str], None] = print) -> list[Reproduced]:
@@ -117,11 +155,7 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
     ``students``) and compare their logged samples with the recorded ones: byte for byte, else their
     corpus scores within the run's seed-noise tolerance (:mod:`~regurg_bench.protocol.tolerance`)."""
     from regurg_bench.leaderboard.evidence import FolderFiles
-    from regurg_bench.protocol.config import _validate
-    from regurg_bench.protocol.fingerprints import folder_fingerprint
-    from regurg_bench.protocol.plan import assign_keys, model_dir, plan_students
-    from regurg_bench.protocol.steps import eval_step, execute, train_step
-    from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
+    from regurg_bench.protocol.plan import assign_keys, plan_students
 
     run_dir = Path(run_dir)
     try:
@@ -129,14 +163,7 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
         manifest = json.loads((run_dir / "splits" / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ReproductionError(f"{run_dir}: not a finished run folder ({err})") from None
-    try:
-        cfg = _validate(results["config"], f"{run_dir / 'results.json'}: field 'config'")
-    except ConfigError as err:
-        raise ReproductionError(str(err)) from None
-    if cfg.config_hash() != results.get("config_hash"):
-        raise ReproductionError(f"{run_dir}: the recorded config hashes to {cfg.config_hash()} on this machine, "
-                                f"the run recorded {results.get('config_hash')} (another resolved precision or "
-                                "base-model recipe: the students would not be the same)")
+    cfg = recorded_config(results, str(run_dir / "results.json"))
     derived = {k: v | {"dir": str(run_dir / v["dir"])} for k, v in results.get("mitigation_data", {}).items()}
     plan = assign_keys(cfg, run_dir, plan_students(cfg, run_dir, manifest, derived))
     recorded = results["students"]
@@ -146,68 +173,41 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
                                     f"key ({recorded.get(name, {}).get('key')} recorded, {s.key} now): the split "
                                     "or mitigation files changed")
     if students is None:
-        if not 1 <= rerun <= len(plan):
-            raise ReproductionError(f"--rerun must be between 1 and {len(plan)} (the run's students)")
-        chosen = random.Random(seed).sample(sorted(plan), rerun)
+        chosen = choose(list(plan), rerun, random.Random(seed))
     else:
         unknown = sorted(set(students) - set(plan))
         if unknown:
             raise ReproductionError(f"unknown student(s) {unknown}; the run has {sorted(plan)}")
         chosen = list(students)
+    return rerun_students(cfg, plan, chosen, Recorded(results, FolderFiles(run_dir), label=str(run_dir)),
+                          eval_only=eval_only, work_dir=work_dir, say=say)
+
+
+def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: Recorded, *, eval_only: bool = False,
+                   work_dir: str | Path | None = None, say: Callable[[str], None] = print) -> list[Reproduced]:
+    """Re-train (unless ``eval_only``) and re-evaluate the ``chosen`` students of ``plan`` (and the students
+    they continue) and compare each with its recorded samples."""
+    from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
+
     needed = set(chosen)
     for name in chosen:  # M4 continues its REGURG student: re-train that one too
         base = plan[name].base_student
         while base and not eval_only:
             needed.add(base)
             base = plan[base].base_student
-    tasks = list(results["tasks"])
-    metrics = list(cfg.scoring.metrics)
+    results = recorded.results
+    tasks, metrics = list(results["tasks"]), list(cfg.scoring.metrics)
     comparisons = len(chosen) * len(tasks) * len(metrics)  # the family a verify call tests (Bonferroni)
     tolerances = {t: {m: tolerance(run_seed_spread([results], t, m), comparisons) for m in metrics} for t in tasks}
-    fingerprints = (results.get("fingerprints") or {}).get("students") or {}
     own = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="regurg-verify-"))
     report: list[Reproduced] = []
     try:
         for name, s in plan.items():  # plan order: base students before the students that continue them
-            if name not in needed:
-                continue
-            started = time.perf_counter()
-            if not eval_only:
-                s.dir = own / "students" / f"{s.name}-{s.key}"
-                execute(train_step(cfg, s, plan))
-            elif not (s.dir and s.dir.is_dir()):
-                raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
-            if name not in chosen:
-                continue
-            weights = "not re-trained" if eval_only else "not recorded"
-            if not eval_only and fingerprints.get(name):
-                weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
-            record = execute(eval_step(cfg, s, tasks, own, plan)).record
-            differences, rows, failures = [], [], []
-            for task in tasks:
-                got_rel, want_rel = record["samples_files"][task], recorded[name]["samples"][task]
-                got = (Path(record["dir"]) / got_rel).read_bytes()
-                want = (run_dir / want_rel).read_bytes()
-                if got == want:
-                    continue
-                differences.append(f"{task}: {_first_difference(want, got)}")
-                task_rows, problems = within_noise(name, task, (FolderFiles(run_dir), want_rel),
-                                                   (FolderFiles(Path(record["dir"])), got_rel), metrics,
-                                                   tolerances[task])
-                rows += task_rows
-                failures += problems
-            outcome = FAILED if failures else WITHIN_NOISE if differences else EXACT
-            seconds = time.perf_counter() - started
-            report.append(Reproduced(name, outcome, "; ".join(differences + failures), seconds, tuple(rows), weights))
-            if outcome == EXACT:
-                message = "reproduced exactly (logged samples byte for byte the recorded ones)"
-            elif outcome == WITHIN_NOISE:
-                message = ("reproduced within noise (" + "; ".join(differences) + "; every score within its "
-                           "tolerance: " + ", ".join(f"{r['metric']} {r['difference']:+.3f} (±{r['tolerance']['value']:.3f})"
-                                                     for r in rows) + ")")
-            else:
-                message = "FAILED: " + "; ".join(failures) + " (" + "; ".join(differences) + ")"
-            say(f"{name}: {message}; weights {weights} ({seconds:.1f} s)")
+            if name in needed:
+                r = _rerun_one(cfg, plan, s, name in chosen, recorded, tasks, metrics, tolerances, own, eval_only)
+                if r is not None:
+                    report.append(r)
+                    say(f"{name}: {_message(r)}; weights {r.weights} ({r.seconds:.1f} s)")
     finally:
         from regurg_bench.evaluation.lora_engine import close_shared_engine
 
@@ -215,6 +215,59 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
         if work_dir is None:
             shutil.rmtree(own, ignore_errors=True)
     return report
+
+
+def _rerun_one(cfg: Any, plan: dict[str, Any], s: Any, compare: bool, recorded: Recorded, tasks: list[str],
+               metrics: list[str], tolerances: dict[str, dict[str, Any]], own: Path, eval_only: bool
+               ) -> Reproduced | None:
+    """Re-train and re-evaluate one student; compare it with its recorded samples when ``compare``."""
+    from regurg_bench.leaderboard.evidence import FolderFiles, trim_samples
+    from regurg_bench.protocol.fingerprints import folder_fingerprint
+    from regurg_bench.protocol.plan import model_dir
+    from regurg_bench.protocol.steps import eval_step, execute, train_step
+
+    started = time.perf_counter()
+    name = s.name
+    if not eval_only:
+        s.dir = own / "students" / f"{s.name}-{s.key}"
+        execute(train_step(cfg, s, plan))
+    elif not (s.dir and s.dir.is_dir()):
+        raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
+    if not compare:
+        return None
+    fingerprints = (recorded.results.get("fingerprints") or {}).get("students") or {}
+    weights = "not re-trained" if eval_only else "not recorded"
+    if not eval_only and fingerprints.get(name):
+        weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
+    record = execute(eval_step(cfg, s, tasks, own, plan)).record
+    differences, rows, failures = [], [], []
+    for task in tasks:
+        got_rel, want_rel = record["samples_files"][task], recorded.results["students"][name]["samples"][task]
+        got = (Path(record["dir"]) / got_rel).read_text(encoding="utf-8")
+        if recorded.trimmed:
+            got = trim_samples(got, got_rel)
+        want = recorded.samples(want_rel)
+        if got == want:
+            continue
+        differences.append(f"{task}: {_first_difference(want.encode(), got.encode())}")
+        task_rows, problems = within_noise(name, task, (recorded.files, want_rel),
+                                           (FolderFiles(Path(record["dir"])), got_rel), metrics, tolerances[task])
+        rows += task_rows
+        failures += problems
+    outcome = FAILED if failures else WITHIN_NOISE if differences else EXACT
+    return Reproduced(name, outcome, "; ".join(differences + failures), time.perf_counter() - started, tuple(rows),
+                      weights)
+
+
+def _message(r: Reproduced) -> str:
+    if r.outcome == EXACT:
+        return "reproduced exactly (logged samples byte for byte the recorded ones)"
+    differences = r.detail.split("; ")
+    if r.outcome == WITHIN_NOISE:
+        return ("reproduced within noise (" + "; ".join(differences) + "; every score within its tolerance: "
+                + ", ".join(f"{row['metric']} {row['difference']:+.3f} (±{row['tolerance']['value']:.3f})"
+                            for row in r.scores) + ")")
+    return "FAILED: " + r.detail
 
 
 def _failures(r: Reproduced) -> list[dict[str, Any]]:

@@ -125,10 +125,15 @@ class Runner:
             self.say(o.message)
 
     def data(self) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
-        """Diagnostics, then each mitigation's data, wave by wave (a wave may be keyed by an earlier one's files)."""
+        """Diagnostics, then each mitigation's data (:meth:`mitigation_data`)."""
+        diagnostics = self.steps([diagnose_step(self.cfg, self.out)])["diagnose"].record
+        derived, notes = self.mitigation_data()
+        return derived, notes, diagnostics
+
+    def mitigation_data(self) -> tuple[dict[str, Any], list[str]]:
+        """Each mitigation's data, wave by wave (a wave may be keyed by an earlier one's files)."""
         from regurg_bench.protocol.mitigations import enabled_mitigations
 
-        diagnostics = self.steps([diagnose_step(self.cfg, self.out)])["diagnose"].record
         derived: dict[str, Any] = {}
         notes: list[str] = []
         for m in enabled_mitigations(self.cfg):
@@ -137,7 +142,7 @@ class Runner:
                     if name.startswith("data:"):
                         derived[name.removeprefix("data:")] = o.record
         self.progress.done("data")
-        return derived, notes, diagnostics
+        return derived, notes
 
     def students(self, students: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
         """Train and evaluate every student (independent steps: an executor may run them side by side)."""
