@@ -107,11 +107,11 @@ timings = out / "results-adapter.json"
 if timings.is_file():
     rows += [("paper-smoke stage s", json.dumps(json.loads(timings.read_text())["timings_s"]), "")]
     merged = json.loads((out / "results-merged.json").read_text())["timings_s"]
-    rows += [("paper-smoke eval s (adapters, one engine per base | merged, one engine each)",
+    rows += [("paper-smoke eval s (adapters, one engine per base; vs merged, one engine each)",
               json.loads(timings.read_text())["timings_s"].get("eval"), merged.get("eval"))]
     starts = [next((l for l in (out / f).read_text().splitlines() if "vLLM engine start(s)" in l), "-")
               for f in ("paper-smoke.log", "paper-smoke-merged.log")]
-    rows += [("eval engine starts (adapter | merged: 1 per student)", starts[0], starts[1])]
+    rows += [("eval engine starts (adapter; vs merged: 1 per student)", starts[0], starts[1])]
     t = json.loads((out / "lora-engine.json").read_text())["total"]
     rows += [("outputs differing, adapter vs merged", f"{t['differ']}/{t['outputs']}",
               f"in {t['students_with_a_difference']}/{t['students']} students")]
