@@ -117,6 +117,10 @@ def test_one_engine_per_base_for_every_lora_student(lora_run):
                                                     "m4_unlearn_scripted-s0"}
     # one engine for the students of the base model, one for M4's (its base is the merged REGURG student)
     assert starts == 2, messages
+    from regurg_bench.protocol.run import planned_steps
+
+    assert planned_steps(cfg) == results["steps"]  # the dry run lists the evaluations in the order they ran
+    assert results["steps"][-3] == "eval:m4_unlearn_scripted-s0"
     assert any("2 vLLM engine start(s) for 4 evaluated LoRA students" in m for m in messages), messages
 
 

@@ -226,8 +226,13 @@ def planned_steps(cfg: ProtocolConfig) -> list[str]:
     from regurg_bench.protocol.mitigations import enabled_mitigations
 
     students = [f"{c}-s{s}" for s in cfg.seeds for c in planned_conditions(cfg)]
+    evals = list(students)
+    if cfg.eval.lora == "adapter":  # as Runner.students orders them: the students that continue another last
+        late = {c for m in enabled_mitigations(cfg) if m.continues_student
+                for g in (cfg.mitigated_generators() if m.per_generator else [None]) for c in m.planned_conditions(cfg, g)}
+        evals.sort(key=lambda name: name.rsplit("-s", 1)[0] in late)
     return (["build", "diagnose"] + [n for m in enabled_mitigations(cfg) for n in m.planned_data(cfg)]
-            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in students] + ["score", "report"])
+            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in evals] + ["score", "report"])
 
 
 def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, estimate: bool = True) -> dict[str, Any]:
