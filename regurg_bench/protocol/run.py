@@ -146,7 +146,7 @@ class Runner:
 
     def students(self, students: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
         """Train and evaluate every student (independent steps: an executor may run them side by side)."""
-        from regurg_bench.evaluation.lora_engine import engine_starts
+        from regurg_bench.evaluation.lora_engine import close_shared_engine, engine_starts
 
         trains = [train_step(self.cfg, s, students) for s in students.values()]
         order = list(students.values())
@@ -154,7 +154,10 @@ class Runner:
             order.sort(key=lambda s: s.base_student is not None)  # (M4 continues a merged student: its own base)
         evals = [eval_step(self.cfg, s, tasks, self.out, students) for s in order]
         starts = engine_starts()
-        outcomes = self.steps(trains + evals)
+        try:
+            outcomes = self.steps(trains + evals)
+        finally:
+            close_shared_engine()  # its memory (a GPU's, 90 % by default) is free for what comes next (collapse)
         if engine_starts() > starts:  # counted in this process (the local executor)
             computed = sum(not outcomes[e.name].cached for e in evals)
             self.say(f"[eval] {engine_starts() - starts} vLLM engine start(s) for {computed} evaluated LoRA "
