@@ -2,7 +2,10 @@
 # The GPU check: on a machine with an NVIDIA GPU, install what is needed, then measure
 #   1. generation throughput, vLLM vs transformers, on the same model (pairs/s, tokens/s) and parity;
 #   2. regurg_mt evaluation throughput under lm-eval's vllm backend vs raw vLLM (and the hf backend);
-#   3. --preset paper-smoke with GPU settings (bf16, no enforce_eager), stage times;
+#   3. --preset paper-smoke with GPU settings (bf16, no enforce_eager), stage times: its 15 LoRA students are
+#      evaluated as adapters on one vLLM engine per base model (eval.lora: adapter; 2 engine starts);
+#   4. the same students again with --eval-lora merged (one engine per merged checkpoint: 15 starts; the
+#      students are cached), then benchmarks/lora_engine.py: outputs that differ between the two paths;
 # and print one table. Budget: <= 10 minutes on an H200-class machine. Never part of CI.
 #   bash benchmarks/gpu_check.sh [OUT_DIR]     (default: runs/gpu-check)
 #   GPU_CHECK_VENV=path   the environment (default .venv-gpu; reused when it already imports vllm)
@@ -69,8 +72,15 @@ PY
   rm -rf "$out/paper-smoke"
   t=$SECONDS
   HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "$venv/bin/regurg-bench" run "$out/paper-smoke-gpu.yaml" --out "$out/paper-smoke" \
-    --no-progress | tail -5
+    --no-progress > "$out/paper-smoke.log" 2>&1 || { tail -20 "$out/paper-smoke.log"; exit 1; }
   smoke_s=$((SECONDS - t))
+  cp "$out/paper-smoke/results.json" "$out/results-adapter.json"
+  # Stage 4: the merged checkpoints, one engine each (same run folder: students cached, evaluations keyed apart).
+  stamp "paper-smoke evaluation again on merged checkpoints (--eval-lora merged)"
+  HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "$venv/bin/regurg-bench" run "$out/paper-smoke-gpu.yaml" --out "$out/paper-smoke" \
+    --eval-lora merged --no-progress > "$out/paper-smoke-merged.log" 2>&1 || { tail -20 "$out/paper-smoke-merged.log"; exit 1; }
+  cp "$out/paper-smoke/results.json" "$out/results-merged.json"
+  "$py" benchmarks/lora_engine.py "$out/paper-smoke" --json "$out/lora-engine.json" | tee "$out/lora-engine.txt"
 else
   smoke_s="(skipped: dry run)"
 fi
@@ -93,9 +103,18 @@ if e:
     if g:
         rows += [("vllm backend vs raw vLLM, s incl. start-up", e["vllm"]["seconds_with_startup"],
                   round(g["vllm"]["startup_s"] + g["vllm"]["seconds"], 1))]
-timings = out / "paper-smoke" / "results.json"
+timings = out / "results-adapter.json"
 if timings.is_file():
     rows += [("paper-smoke stage s", json.dumps(json.loads(timings.read_text())["timings_s"]), "")]
+    merged = json.loads((out / "results-merged.json").read_text())["timings_s"]
+    rows += [("paper-smoke eval s (adapters, one engine per base; vs merged, one engine each)",
+              json.loads(timings.read_text())["timings_s"].get("eval"), merged.get("eval"))]
+    starts = [next((l for l in (out / f).read_text().splitlines() if "vLLM engine start(s)" in l), "-")
+              for f in ("paper-smoke.log", "paper-smoke-merged.log")]
+    rows += [("eval engine starts (adapter; vs merged: 1 per student)", starts[0], starts[1])]
+    t = json.loads((out / "lora-engine.json").read_text())["total"]
+    rows += [("outputs differing, adapter vs merged", f"{t['differ']}/{t['outputs']}",
+              f"in {t['students_with_a_difference']}/{t['students']} students")]
 rows += [("paper-smoke wall s", smoke_s, ""), ("gpu_check total s", total, "")]
 print("\n| measure | value | vs |\n|---|---|---|")
 for name, a, b in rows:

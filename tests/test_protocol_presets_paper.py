@@ -3,8 +3,9 @@
 Reads both presets (no model, no vLLM): every key of paper.yaml is in paper-smoke.yaml with the same
 value, except the keys below (sizes, steps, limits, models, and where the data come from); paper-smoke
 adds only ``max_steps`` (a step budget instead of two epochs), the generators' local-model options and
-the keys that shrink the matrix (one generator for the mixes and M1/M3/M4). Each student costs a vLLM
-engine start (~40 s on 2 cores) to evaluate, so the matrix is what decides the run's time.
+the keys that shrink the matrix (one generator for the mixes and M1/M3/M4). Both evaluate their LoRA
+students as adapters on one vLLM engine per base model (``eval.lora: adapter``): an engine start costs
+~40 s on 2 cores, a student's evaluation on a running engine ~10 s.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def test_paper_smoke_keeps_every_code_path_of_paper():
     assert {n: g.kind for n, g in smoke.build.generators.items()} == {n: g.kind for n, g in paper.build.generators.items()}
     assert smoke.build.corpus.startswith("hf:") and smoke.eval.metadata["corpus"].startswith("hf:")
     assert (smoke.train["method"], smoke.train["merge_lora"], smoke.eval.backend) == ("lora", True, "vllm")
+    assert smoke.eval.lora == paper.eval.lora == "adapter"  # one engine per base model, not one per student
     assert smoke.eval.tasks == paper.eval.tasks == ["regurg_mt_custom"]
     assert smoke.mitigations.quality.qe_model  # M1 through COMET-QE, as in paper
     # the same kinds of students: every condition family of paper is in the smoke matrix

@@ -43,6 +43,9 @@ class EvalRequest:
     seeds: tuple[int, int, int, int] = LM_EVAL_DEFAULT_SEEDS
     #: lm-eval's stderr bootstrap (its default); 0 skips it (callers with their own intervals).
     bootstrap_iters: int = 100000
+    #: vllm with ``lora_local_path=`` only: evaluate on this process's shared engine for the same base and
+    #: arguments (:mod:`regurg_bench.evaluation.lora_engine`), started once, instead of an engine of its own
+    shared_engine: bool = False
 
 
 def resolve_device(device: str) -> str:
@@ -82,6 +85,21 @@ def build_task_manager(tasks: list[str], include_path: str | None = None, metada
     return TaskManager(include_path=paths, include_defaults=not only_ours, metadata=metadata or {})
 
 
+def _model(req: EvalRequest, device: str):
+    """What ``simple_evaluate`` gets as its model: the model name (lm-eval builds it from ``model_args``), or
+    for a shared LoRA engine the ``vllm`` LM that lm-eval would build, already started and routed."""
+    if not req.shared_engine:
+        return req.model
+    if req.model != "vllm":
+        raise ValueError(f"shared_engine is for the vllm backend (got {req.model!r})")
+    from lm_eval.utils import simple_parse_args_string
+
+    from regurg_bench.evaluation.lora_engine import shared_lora_lm
+
+    args = simple_parse_args_string(req.model_args) if isinstance(req.model_args, str) else dict(req.model_args)
+    return shared_lora_lm(args, {"batch_size": req.batch_size, "max_batch_size": req.max_batch_size, "device": device})
+
+
 def run_eval(req: EvalRequest) -> dict[str, Any]:
     """Run lm-eval; save and return its results dict (with our ``regurg_bench`` block)."""
     from lm_eval import simple_evaluate
@@ -100,7 +118,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
     tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
     seeds = req.seeds
     results = simple_evaluate(
-        model=req.model, model_args=req.model_args, tasks=req.tasks, num_fewshot=req.num_fewshot,
+        model=_model(req, device), model_args=req.model_args, tasks=req.tasks, num_fewshot=req.num_fewshot,
         batch_size=req.batch_size, max_batch_size=req.max_batch_size, device=device, limit=req.limit,
         log_samples=req.log_samples, evaluation_tracker=tracker, gen_kwargs=req.gen_kwargs,
         task_manager=task_manager, random_seed=seeds[0], numpy_random_seed=seeds[1],
@@ -115,6 +133,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         gc.collect()
     if results is None:  # non-zero rank in a distributed run
         return {}
+    results.setdefault("config", {})["model"] = req.model  # a shared engine's LM is lm-eval's own `vllm` class
     evaluated = sorted(results.get("configs", {}))
     results["regurg_bench"] = {
         "sacrebleu_signatures": sacrebleu_signatures(),

@@ -183,11 +183,16 @@ class VLLMGenerator(Generator):
     def close(self) -> None:
         if self._llm is not None:
             llm, self._llm = self._llm, None
-            engine = getattr(llm, "llm_engine", None)
-            # V1 engines run in a child process: stop it now rather than at interpreter exit.
-            for owner in (getattr(engine, "engine_core", None), engine):
-                shutdown = getattr(owner, "shutdown", None)
-                if callable(shutdown):
-                    shutdown()
-                    break
+            shutdown_engine(llm)
             del llm
+
+
+def shutdown_engine(llm) -> None:
+    """Stop a ``vllm.LLM``'s engine now: V1 engines run in a child process, which would otherwise stop only at
+    interpreter exit (or hold its memory while the next engine starts)."""
+    engine = getattr(llm, "llm_engine", None)
+    for owner in (getattr(engine, "engine_core", None), engine):
+        shutdown = getattr(owner, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+            break

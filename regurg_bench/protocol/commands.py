@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         base_model: Annotated[str | None, typer.Option("--base-model",
                                                        help="Override train.base_model (e.g. scratch:tiny, a folder).")] = None,
         backend: Annotated[str | None, typer.Option("--backend", help="Override eval.backend: hf or vllm.")] = None,
+        eval_lora: Annotated[str | None, typer.Option(
+            "--eval-lora", help="Override eval.lora for LoRA students: 'adapter' (base + adapter, one vLLM engine "
+                                "per base model) or 'merged' (each merged checkpoint on an engine of its own).")] = None,
         preset: Annotated[str | None, typer.Option(
             "--preset", help="A shipped config instead of CONFIG: 'default' (offline CPU), 'collapse' (degradation "
                              "across generations, replace vs accumulate; offline CPU), 'm2-offline' "
@@ -70,6 +73,8 @@ def register(app: typer.Typer) -> None:
                 changes["train.base_model"] = base_model
             if backend:
                 changes["eval.backend"] = backend
+            if eval_lora:
+                changes["eval.lora"] = eval_lora
             if changes:
                 cfg = cfg.with_overrides(**changes)
             from regurg_bench.protocol.smoke import prepare

@@ -38,6 +38,11 @@ class EvalConfig(_Strict):
     dtype: str = "float32"
     num_fewshot: int | None = Field(None, ge=0)
     metadata: dict[str, Any] | None = None  # e.g. for regurg_mt_custom
+    #: how LoRA students (train.method: lora) are evaluated: ``merged``, the merged checkpoint (train.merge_lora;
+    #: one vLLM engine per student), or ``adapter``, the base model with the student's adapter (vllm backend:
+    #: one engine per base for the whole run, a LoRARequest per student). The two give different fp32 bits
+    #: (x·W + x·A·B against x·(W + A·B)), so the path is part of each evaluation's key.
+    lora: Literal["merged", "adapter"] = "merged"
 
 
 def _mitigations_model() -> type[BaseModel]:
@@ -185,6 +190,8 @@ class ProtocolConfig(_Strict):
         config = self.model_dump(mode="json", exclude={"resources"})
         if config.get("collapse") is None:
             config.pop("collapse", None)
+        if config["eval"].get("lora") == "merged":  # the only path before eval.lora existed: hashes unchanged
+            config["eval"].pop("lora")
         return config_hash({"config": config, "resolved": self.resolved() if resolved is None else resolved})
 
     def with_overrides(self, **changes: Any) -> ProtocolConfig:
@@ -223,6 +230,9 @@ def config_problems(cfg: ProtocolConfig) -> list[str]:
     bad = base_model_problem(str(base))
     if bad:
         problems.append(f"train.base_model: {bad}")
+    if cfg.eval.lora == "adapter" and (cfg.eval.backend != "vllm" or cfg.train.get("method") != "lora"):
+        problems.append("eval.lora: 'adapter' evaluates LoRA students (train.method: lora) on the vllm backend "
+                        f"(here train.method {cfg.train.get('method', 'full')!r}, eval.backend {cfg.eval.backend!r})")
     return problems
 
 

@@ -40,8 +40,18 @@ class LocalExecutor:
 
 
 def _execute_after(step: Step, *_deps: Any) -> Outcome:
-    """The Ray task: Ray passes the outcomes of the steps it depends on once they exist (unused here)."""
-    return execute(step)
+    """The Ray task: Ray passes the outcomes of the steps it depends on once they exist (unused here).
+
+    A shared LoRA engine (``eval.lora: adapter``) is stopped when the task ends: Ray runs a GPU task in a
+    worker process of its own that exits afterwards (and would orphan the engine's process), and an engine kept
+    in a worker would hold GPU memory that Ray hands to the next task. Under Ray each evaluation therefore
+    starts its own engine, with the same outputs (one engine per worker needs engine actors: not built)."""
+    from regurg_bench.evaluation.lora_engine import close_shared_engine
+
+    try:
+        return execute(step)
+    finally:
+        close_shared_engine()
 
 
 class RayExecutor:

@@ -138,6 +138,13 @@ def planned_conditions(cfg: ProtocolConfig) -> list[str]:
 
 
 def eval_settings(cfg: ProtocolConfig, tasks: list[str]) -> dict[str, Any]:
+    """What decides an evaluation's outputs besides the student (part of its key). For LoRA students it names
+    the path (``lora``: merged checkpoint or adapter on its base), whose fp32 bits differ; full fine-tunes
+    have no such choice and keep the keys they always had. Which other students share an engine is not
+    here: it changes nothing an evaluation writes (tested)."""
     e = cfg.eval
-    return {"backend": e.backend, "tasks": tasks, "limit": e.limit, "max_gen_toks": e.max_gen_toks,
-            "dtype": e.dtype, "num_fewshot": e.num_fewshot, "metadata": e.metadata}
+    settings = {"backend": e.backend, "tasks": tasks, "limit": e.limit, "max_gen_toks": e.max_gen_toks,
+                "dtype": e.dtype, "num_fewshot": e.num_fewshot, "metadata": e.metadata}
+    if cfg.train.get("method") == "lora":
+        settings["lora"] = e.lora
+    return settings

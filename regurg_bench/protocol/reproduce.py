@@ -209,6 +209,9 @@ def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: 
                     report.append(r)
                     say(f"{name}: {_message(r)}; weights {r.weights} ({r.seconds:.1f} s)")
     finally:
+        from regurg_bench.evaluation.lora_engine import close_shared_engine
+
+        close_shared_engine()  # eval.lora: adapter keeps one vLLM engine for the re-evaluations
         if work_dir is None:
             shutil.rmtree(own, ignore_errors=True)
     return report
@@ -236,7 +239,7 @@ def _rerun_one(cfg: Any, plan: dict[str, Any], s: Any, compare: bool, recorded: 
     weights = "not re-trained" if eval_only else "not recorded"
     if not eval_only and fingerprints.get(name):
         weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
-    record = execute(eval_step(cfg, s, tasks, own)).record
+    record = execute(eval_step(cfg, s, tasks, own, plan)).record
     differences, rows, failures = [], [], []
     for task in tasks:
         got_rel, want_rel = record["samples_files"][task], recorded.results["students"][name]["samples"][task]

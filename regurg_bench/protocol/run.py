@@ -146,12 +146,28 @@ class Runner:
 
     def students(self, students: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
         """Train and evaluate every student (independent steps: an executor may run them side by side)."""
+        from regurg_bench.evaluation.lora_engine import close_shared_engine, engine_starts
+
         trains = [train_step(self.cfg, s, students) for s in students.values()]
-        evals = [eval_step(self.cfg, s, tasks, self.out) for s in students.values()]
-        outcomes = self.steps(trains + evals)
+        order = list(students.values())
+        if self.cfg.eval.lora == "adapter":  # students on one base next to each other: one engine for them all
+            order.sort(key=lambda s: s.base_student is not None)  # (M4 continues a merged student: its own base)
+        evals = [eval_step(self.cfg, s, tasks, self.out, students) for s in order]
+        starts = engine_starts()
+        try:
+            outcomes = self.steps(trains + evals)
+        finally:
+            close_shared_engine()  # its memory (a GPU's, 90 % by default) is free for what comes next (collapse)
+        if engine_starts() > starts:  # counted in this process (the local executor)
+            computed = sum(not outcomes[e.name].cached for e in evals)
+            self.say(f"[eval] {engine_starts() - starts} vLLM engine start(s) for {computed} evaluated LoRA "
+                     "students (eval.lora: adapter: one engine per base model)")
         return {s.name: outcomes[f"eval:{s.name}"].record for s in students.values()}
 
     def close(self) -> None:
+        from regurg_bench.evaluation.lora_engine import close_shared_engine
+
+        close_shared_engine()
         self.progress.close()
         self.executor.close()
 
@@ -213,8 +229,13 @@ def planned_steps(cfg: ProtocolConfig) -> list[str]:
     from regurg_bench.protocol.mitigations import enabled_mitigations
 
     students = [f"{c}-s{s}" for s in cfg.seeds for c in planned_conditions(cfg)]
+    evals = list(students)
+    if cfg.eval.lora == "adapter":  # as Runner.students orders them: the students that continue another last
+        late = {c for m in enabled_mitigations(cfg) if m.continues_student
+                for g in (cfg.mitigated_generators() if m.per_generator else [None]) for c in m.planned_conditions(cfg, g)}
+        evals.sort(key=lambda name: name.rsplit("-s", 1)[0] in late)
     return (["build", "diagnose"] + [n for m in enabled_mitigations(cfg) for n in m.planned_data(cfg)]
-            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in students] + ["score", "report"])
+            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in evals] + ["score", "report"])
 
 
 def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, estimate: bool = True) -> dict[str, Any]:

@@ -263,7 +263,31 @@ class EvaluateStudent(Step):
     student: Student | None = None
     tasks: tuple[str, ...] = ()
     key: str = ""
+    base_dir: Path | None = None  # the folder of the student it continues (M4): its adapter's base
     stage: ClassVar[str] = "eval"
+
+    def model_args(self) -> str:
+        """lm-eval's ``--model_args`` for this student: its checkpoint (merged, for a LoRA student), or with
+        ``eval.lora: adapter`` the base it was trained from plus its adapter (``lora_local_path``), exactly what
+        a user would pass to ``lm_eval --model vllm``. The configured dtype, for vLLM too: its "auto" casts a
+        float32 checkpoint to bf16 on CPU."""
+        assert self.cfg is not None and self.student is not None
+        s, e = self.student, self.cfg.eval
+        if self.cfg.train.get("method") != "lora" or e.lora == "merged":
+            return f"pretrained={model_dir(s.dir)},dtype={e.dtype}"
+        from regurg_bench.evaluation.lora_engine import max_lora_rank
+        from regurg_bench.training.config import TrainConfig
+        from regurg_bench.training.trainer import resolve_base_model
+
+        if s.base_student and self.base_dir is None:
+            raise ValueError(f"{s.name} continues {s.base_student}: eval_step needs the run's students to find "
+                             "its adapter's base")
+        train = {**self.cfg.train, **s.train_overrides}
+        # the base the trainer loaded (TrainStudent.run): the continued student's merged model, else train.base_model
+        base = model_dir(self.base_dir) if self.base_dir else resolve_base_model(str(train["base_model"])).path
+        rank = max_lora_rank(int(train.get("lora_r", TrainConfig.lora_r)))
+        base = Path(base).resolve() if Path(base).is_dir() else base  # a hub id stays one
+        return f"pretrained={base},lora_local_path={Path(s.dir).resolve()},max_lora_rank={rank},dtype={e.dtype}"
 
     def run(self) -> dict[str, Any]:
         from regurg_bench.evaluation.runner import EvalRequest, run_eval
@@ -273,12 +297,13 @@ class EvaluateStudent(Step):
         for stale in folder.rglob("*.json*"):  # a partial earlier attempt may have left files: start clean
             stale.unlink()
         e = self.cfg.eval
-        # the configured dtype, for vLLM too: its "auto" casts a float32 checkpoint to bf16 on CPU
-        req = EvalRequest(model=e.backend, model_args=f"pretrained={model_dir(s.dir)},dtype={e.dtype}", tasks=tasks,
+        adapter = self.cfg.train.get("method") == "lora" and e.lora == "adapter"
+        req = EvalRequest(model=e.backend, model_args=self.model_args(), tasks=tasks,
                           limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                           output_path=str(folder / "lm_eval"), log_samples=True,
                           gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
-                          bootstrap_iters=0)  # the protocol's own paired bootstrap gives the intervals
+                          bootstrap_iters=0,  # the protocol's own paired bootstrap gives the intervals
+                          shared_engine=adapter and e.backend == "vllm")  # one engine per base, not per student
         results = run_eval(req)
         samples = {t: str(next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder))
                    for t in tasks}
@@ -293,8 +318,12 @@ class EvaluateStudent(Step):
                 "config": {k: results.get("config", {}).get(k) for k in ("model", "model_args", "limit", "gen_kwargs")}}
 
 
-def eval_step(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path) -> EvaluateStudent:
+def eval_step(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path,
+              students: dict[str, Student] | None = None) -> EvaluateStudent:
+    """``students`` (all of the run's, by name) finds the student a continued one (M4) was trained from:
+    with ``eval.lora: adapter`` its merged model is the adapter's base."""
     key = sha("eval", SCHEMA_VERSION, s.key, eval_settings(cfg, tasks))[:16]
+    base = students[s.base_student] if s.base_student and students else None
     return EvaluateStudent(f"eval:{s.name}", out / "evals" / f"{s.name}-{key}", deps=(f"train:{s.name}",),
                            resources=Resources(cfg.resources.cpus, cfg.resources.gpus),
-                           cfg=cfg, student=s, tasks=tuple(tasks), key=key)
+                           cfg=cfg, student=s, tasks=tuple(tasks), key=key, base_dir=base.dir if base else None)

@@ -33,6 +33,9 @@ class Mitigation:
     claims: ClassVar[dict[str, str]]
     #: True: applied to each mitigated generator's REGURG split; False: once per seed (M2)
     per_generator: ClassVar[bool] = True
+    #: True: its students continue another student (``Student.base_student``, M4); with ``eval.lora: adapter``
+    #: each has a base model (and a vLLM engine) of its own, so they are evaluated last
+    continues_student: ClassVar[bool] = False
 
     def settings(self, cfg: ProtocolConfig) -> Any:
         return getattr(cfg.mitigations, self.key)

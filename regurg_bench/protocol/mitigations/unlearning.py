@@ -28,6 +28,7 @@ class Unlearning(Mitigation):
     key = "unlearning"
     label = "M4"
     order = 4
+    continues_student = True  # the REGURG student
     settings_type = UnlearningMitigation
     settings_default = UnlearningMitigation()
     claims = {"m4_unlearn": "M4 (extension): unlearning the least human-like pairs recovers part of the gap: R > 0"}
