@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from regurg_bench.protocol.config import ProtocolConfig
 
 DONE = "done.json"
+#: the run's log file (in the run folder): its messages, and lm-eval's output that the terminal does not show
+RUN_LOG = "run.log"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -263,6 +265,7 @@ class EvaluateStudent(Step):
     student: Student | None = None
     tasks: tuple[str, ...] = ()
     key: str = ""
+    log: Path | None = None  # the run's log file: lm-eval's messages and bars go there, not to the terminal
     stage: ClassVar[str] = "eval"
 
     def run(self) -> dict[str, Any]:
@@ -278,7 +281,8 @@ class EvaluateStudent(Step):
                           limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                           output_path=str(folder / "lm_eval"), log_samples=True,
                           gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
-                          bootstrap_iters=0)  # the protocol's own paired bootstrap gives the intervals
+                          bootstrap_iters=0,  # the protocol's own paired bootstrap gives the intervals
+                          log_file=str(self.log) if self.log else None)
         results = run_eval(req)
         samples = {t: str(next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder))
                    for t in tasks}
@@ -297,4 +301,4 @@ def eval_step(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path) -> E
     key = sha("eval", SCHEMA_VERSION, s.key, eval_settings(cfg, tasks))[:16]
     return EvaluateStudent(f"eval:{s.name}", out / "evals" / f"{s.name}-{key}", deps=(f"train:{s.name}",),
                            resources=Resources(cfg.resources.cpus, cfg.resources.gpus),
-                           cfg=cfg, student=s, tasks=tuple(tasks), key=key)
+                           cfg=cfg, student=s, tasks=tuple(tasks), key=key, log=out / RUN_LOG)
