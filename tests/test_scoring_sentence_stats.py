@@ -41,8 +41,9 @@ def test_key_changes_with_text_and_metric(texts):
     assert key != ss.stats_key("bleu", hyps, [*refs[:-1], refs[-1] + "!"])
 
 
-def test_parallel_pool_gives_the_serial_numbers_in_order(texts):
+def test_parallel_pool_gives_the_serial_numbers_in_order(texts, monkeypatch):
     hyps, refs = texts
+    monkeypatch.setattr(ss, "CHUNK", 16)  # each 40-sentence file in three chunks, over two processes
     jobs = [(m, hyps[i:] + hyps[:i], refs) for i, m in enumerate(["bleu", "ter", "chrf", "ter"])]
     pooled = ss.sentence_stats_many(jobs, workers=2)
     for job, got in zip(jobs, pooled, strict=True):

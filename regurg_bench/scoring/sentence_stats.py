@@ -11,8 +11,9 @@ TER's take ~5 s for 1,004 sentences). They are computed here only:
 * **cached on disk**: ``<cache>/sentence_stats/<key[:2]>/<key>.npy``, written atomically (a killed or
   concurrent writer never leaves half a file; two writers of one key write the same bytes), plus a
   memo in the process; ``REGURG_BENCH_SCORE_CACHE=0`` turns both off (as for the segment-score cache);
-* **in parallel** across files: :func:`sentence_stats_many` computes the missing ones in a process
-  pool, one thread per worker.
+* **in parallel**: :func:`sentence_stats_many` computes the missing ones in chunks of 256 sentences
+  in a process pool (spawned once per process, one thread per worker; ``REGURG_BENCH_SCORE_WORKERS``
+  sets its size, 1 turns it off), across files and within one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +37,11 @@ from regurg_bench.metrics.cache import cache_disabled
 FORMAT = "sentence-stats/1"
 _MEMO: dict[str, np.ndarray] = {}
 _MEMO_LIMIT = 4096
+#: sentences per task of the process pool (TER: ~1 s of work each on 1,004 Acts verses / 4)
+CHUNK = 256
+#: processes that compute statistics (default: the CPUs this process may use; 1: no pool)
+WORKERS_ENV = "REGURG_BENCH_SCORE_WORKERS"
+_POOLS: dict[int, ProcessPoolExecutor] = {}
 
 Job = tuple[str, Sequence[str], Sequence[str]]  # (metric name, hypotheses, references)
 
@@ -63,13 +70,14 @@ def stats_path(key: str) -> Path:
 
 
 def cached_sentence_stats(metric_name: str, hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """:func:`sentence_stats` through the memo and the disk cache."""
-    return sentence_stats_many([(metric_name, hypotheses, references)], workers=1)[0]
+    """:func:`sentence_stats` through the memo and the disk cache (missing: computed in chunks, in parallel)."""
+    return sentence_stats_many([(metric_name, hypotheses, references)])[0]
 
 
 def sentence_stats_many(jobs: Sequence[Job], workers: int | None = None) -> list[np.ndarray]:
     """The statistics of every ``(metric, hypotheses, references)`` job, in order; the missing ones are
-    computed in a pool of ``workers`` processes (default: the CPUs this process may use)."""
+    computed in a pool of ``workers`` processes (default ``REGURG_BENCH_SCORE_WORKERS``, else the CPUs this
+    process may use)."""
     if cache_disabled():
         return _compute(list(jobs), workers)
     keys = [stats_key(*job) for job in jobs]
@@ -101,21 +109,57 @@ def _write(key: str, stats: np.ndarray) -> None:
 
 
 def _compute(jobs: list[Job], workers: int | None) -> list[np.ndarray]:
-    workers = min(workers or _usable_cpus(), len(jobs))
-    if workers <= 1:
+    """Statistics of ``jobs``, split into chunks of :data:`CHUNK` sentences over a process pool (a sentence's
+    statistics do not depend on the others, so the concatenated chunks equal the whole)."""
+    workers = workers or _workers()
+    chunks = [(j, start) for j, job in enumerate(jobs) for start in range(0, max(len(job[1]), 1), CHUNK)]
+    if workers <= 1 or len(chunks) < 2:
         return [sentence_stats(*job) for job in jobs]
+    # the slow ones (TER: edit distances) first, so no worker is left with one at the end
+    chunks.sort(key=lambda c: jobs[c[0]][0] != "ter")
+    args = [(jobs[j][0], list(jobs[j][1][s:s + CHUNK]), list(jobs[j][2][s:s + CHUNK])) for j, s in chunks]
+    parts: dict[tuple[int, int], np.ndarray] = {}
+    try:
+        done = list(_pool(workers).map(_star_sentence_stats, args))
+    except BrokenProcessPool:  # a worker died (killed, out of memory): drop the pool, compute here
+        _POOLS.pop(workers, None)
+        done = [_star_sentence_stats(a) for a in args]
+    for chunk, stats in zip(chunks, done, strict=True):
+        parts[chunk] = stats
+    return [np.concatenate([parts[(j, s)] for s in range(0, max(len(job[1]), 1), CHUNK)])
+            for j, job in enumerate(jobs)]
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One pool per process and size, kept for the process's life (a protocol run scores and evaluates
+    many files: workers start once). spawn, not fork: the caller may hold OpenMP/torch threads, which a
+    forked child can deadlock on."""
+    import atexit
     import multiprocessing
 
-    # the slow ones (TER: edit distances) first, so no worker is left with one at the end
-    order = sorted(range(len(jobs)), key=lambda i: jobs[i][0] != "ter")
-    # spawn, not fork: the caller may hold OpenMP/torch threads, which a forked child can deadlock on
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread) as pool:
-        done = pool.map(_star_sentence_stats, [(jobs[i][0], list(jobs[i][1]), list(jobs[i][2])) for i in order])
-        out: list[np.ndarray] = [np.empty(0)] * len(jobs)
-        for i, stats in zip(order, done, strict=True):
-            out[i] = stats
-        return out
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_one_thread)
+        _POOLS[workers] = pool
+        atexit.register(pool.shutdown, cancel_futures=True)
+    return pool
+
+
+def _spawn_safe() -> bool:
+    """Whether spawned workers can import the main module without running it again: they re-import it
+    (multiprocessing's rule), so an unguarded user script calling lm-eval would run twice. Console scripts
+    (``lm_eval``, ``regurg-bench``), ``python -m``, pytest and notebooks have the guard or no file."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path is None:
+        return True
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "__name__" in source and "__main__" in source
 
 
 def _star_sentence_stats(job: Job) -> np.ndarray:
@@ -127,7 +171,12 @@ def _one_thread() -> None:
         os.environ[name] = "1"
 
 
-def _usable_cpus() -> int:
+def _workers() -> int:
+    explicit = os.environ.get(WORKERS_ENV, "").strip()
+    if explicit:
+        return max(1, int(explicit))
+    if not _spawn_safe():
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
