@@ -10,8 +10,8 @@ the decoder then continues every batch, and the second pass hands lm-eval those 
 would have called ``model.generate``.
 
 Where the decoder cannot reproduce ``model.generate`` (another architecture, sampling, a logits
-processor in the generation config, ``batch_size=auto``, thinking tokens), it says why in the log and
-falls back to ``HFLM`` unchanged. Registered with lm-eval by the start-up hook
+processor in the generation config, ``batch_size=auto``, thinking tokens, autocast, a GPU), it says why
+in the log and falls back to ``HFLM`` unchanged. Registered with lm-eval by the start-up hook
 (:mod:`regurg_bench._lm_eval_hook`), so ``lm_eval --model regurg-hf`` works like ``--model hf``.
 """
 
@@ -53,6 +53,10 @@ class FastHFLM(HFLM):
             return "batch_size=auto"
         if self.think_end_token is not None:
             return "think_end_token"
+        if getattr(self, "mixed_precision_dtype", None) is not None:
+            return "mixed precision (autocast)"
+        if self.model.device.type != "cpu":
+            return f"device {self.model.device.type} (the decoder's identity is measured on CPU only)"
         return unsupported_reason(self.model, {})
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
