@@ -9,9 +9,9 @@ The functions below give the **same corpus score** (sacrebleu's ``corpus_score``
 sufficient statistics and scores the sum; so do they, on the same statistics, through
 :mod:`regurg_bench.scoring.sentence_stats`, which also caches them for the protocol's scoring), and
 carry a ``regurg_stderr`` that lm-eval's ``stderr_for_metric`` calls (patched by the start-up hook,
-:mod:`regurg_bench._lm_eval_hook`): a bootstrap over the same statistics, at most
-:data:`MAX_STDERR_RESAMPLES` resamples, each a sum and one score computation (milliseconds). Without
-the hook lm-eval reports their stderr as "N/A".
+:mod:`regurg_bench._lm_eval_hook`): a bootstrap over the same statistics with the resamples lm-eval asks
+for (it caps metrics named bleu/chrf/chrf++/ter at 100), at most :data:`MAX_STDERR_RESAMPLES`, each a sum
+and one score computation (milliseconds). Without the hook lm-eval reports their stderr as "N/A".
 """
 
 from __future__ import annotations
