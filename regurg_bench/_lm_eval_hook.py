@@ -2,9 +2,18 @@
 
 lm-eval 0.4.13 has no plugin discovery for tasks. The wheel therefore ships a one-line ``.pth`` file
 that calls :func:`install` at interpreter start-up. :func:`install` only puts a tiny finder on
-``sys.meta_path``; nothing is imported until somebody imports ``lm_eval.tasks.manager``. At that moment
-``TaskManager.__init__`` is wrapped so that our task folder is added to ``include_path`` — *before*
-the user's own paths, so a user's ``--include_path`` still overrides our tasks.
+``sys.meta_path``; nothing is imported until somebody imports one of the lm-eval modules in
+:data:`_PATCHES`. At that moment:
+
+* ``lm_eval.tasks.manager``: ``TaskManager.__init__`` is wrapped so that our task folder is added to
+  ``include_path`` — *before* the user's own paths, so a user's ``--include_path`` still overrides our
+  tasks;
+* ``lm_eval.models``: our model ``regurg-hf`` (:mod:`regurg_bench.evaluation.fast_hf`, lm-eval's ``hf``
+  with faster greedy generation and the same text) is registered, lazily, beside lm-eval's own;
+* ``lm_eval.api.metrics``: ``stderr_for_metric`` asks an aggregation function for its own standard
+  error (a ``regurg_stderr`` attribute) before lm-eval's list of bootstrappable built-ins, so our
+  corpus aggregations bootstrap sacrebleu's sentence statistics instead of re-scoring the corpus
+  (:mod:`regurg_bench.evaluation.corpus_aggregations`). Without the hook their stderr is "N/A".
 
 Opt out with ``REGURG_BENCH_NO_LM_EVAL_HOOK=1``. The hook also steps aside by itself once lm-eval
 discovers task packages through the ``lm_eval.tasks`` entry point (upstream PR #4015), which this
@@ -20,8 +29,9 @@ import os
 import sys
 
 OPT_OUT_ENV = "REGURG_BENCH_NO_LM_EVAL_HOOK"
-_TARGET = "lm_eval.tasks.manager"
 _PATCHED_FLAG = "_regurg_bench_patched"
+#: our lm-eval model name and class (lazy: nothing is imported until lm-eval builds the model)
+MODEL_NAME, MODEL_TARGET = "regurg-hf", "regurg_bench.evaluation.fast_hf:FastHFLM"
 
 
 def task_config_dir():
@@ -88,11 +98,50 @@ def _lm_eval_has_entry_point_discovery(module) -> bool:
     return '"lm_eval.tasks"' in source or "'lm_eval.tasks'" in source
 
 
+def register_models(module=None, force: bool = False) -> None:
+    """Add ``regurg-hf`` to lm-eval's model registry (a lazy ``module:Class`` entry); ``force``: also when
+    the hook is switched off (``regurg-bench eval`` asks for it by name)."""
+    if module is None:
+        import lm_eval.models  # noqa: F401  (lm-eval's own entries first: an empty registry triggers them)
+    from lm_eval.api.registry import model_registry
+
+    if (_opted_out() and not force) or MODEL_NAME in model_registry:
+        return
+    model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+
+
+def patch_stderr_for_metric(module) -> None:
+    """Let an aggregation function bring its own standard error (``fn.regurg_stderr(items, iters)``)."""
+    original = getattr(module, "stderr_for_metric", None)
+    if original is None or getattr(original, _PATCHED_FLAG, False):
+        return
+
+    def stderr_for_metric(metric, bootstrap_iters):
+        own = getattr(metric, "regurg_stderr", None)
+        if own is not None and not _opted_out():
+            if bootstrap_iters <= 0:
+                return None
+            return lambda items: own(items, bootstrap_iters)
+        return original(metric, bootstrap_iters)
+
+    stderr_for_metric.__doc__, stderr_for_metric.__wrapped__ = original.__doc__, original
+    setattr(stderr_for_metric, _PATCHED_FLAG, True)
+    module.stderr_for_metric = stderr_for_metric
+    utils = sys.modules.get("lm_eval.evaluator_utils")  # imported the name before we patched it
+    if utils is not None and getattr(utils, "stderr_for_metric", None) is original:
+        utils.stderr_for_metric = stderr_for_metric
+
+
+#: lm-eval module -> what to do right after it is imported
+_PATCHES = {"lm_eval.tasks.manager": patch_task_manager, "lm_eval.models": register_models,
+            "lm_eval.api.metrics": patch_stderr_for_metric}
+
+
 class _Finder:  # a MetaPathFinder by duck typing (importing importlib.abc costs ~12 ms)
-    """Finds nothing itself; wraps the real loader of ``lm_eval.tasks.manager`` to patch after exec."""
+    """Finds nothing itself; wraps the real loader of the modules in ``_PATCHES`` to patch after exec."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
+        if fullname not in _PATCHES:
             return None
         # Ask the remaining finders for the real spec (skip ourselves to avoid recursion).
         for finder in sys.meta_path:
@@ -115,10 +164,10 @@ class _PatchingLoader:  # a Loader by duck typing
     def exec_module(self, module) -> None:
         self._wrapped.exec_module(module)
         try:
-            patch_task_manager(module)
+            _PATCHES[module.__name__](module)
         except Exception as err:  # never break lm-eval because of us
-            print(f"regurg-bench: could not register tasks with lm-eval ({err}); "
-                  f"use --include_path {task_config_dir()}", file=sys.stderr)
+            print(f"regurg-bench: could not hook into {module.__name__} ({err}); our tasks still work with "
+                  f"--include_path {task_config_dir()}", file=sys.stderr)
 
     def __getattr__(self, name):  # get_filename, get_source... used by tracebacks and inspect
         return getattr(self._wrapped, name)
@@ -128,10 +177,10 @@ def install() -> None:
     """Called from the ``.pth`` file at start-up. Cheap and idempotent."""
     if _opted_out():
         return
+    for name, patch in _PATCHES.items():
+        already = sys.modules.get(name)
+        if already is not None:
+            patch(already)
     if any(isinstance(f, _Finder) for f in sys.meta_path):
-        return
-    already = sys.modules.get(_TARGET)
-    if already is not None:
-        patch_task_manager(already)
         return
     sys.meta_path.insert(0, _Finder())

@@ -260,11 +260,14 @@ def eval_cmd(
     metadata: Annotated[str | None, typer.Option("--metadata", help="JSON, e.g. for regurg_mt_custom.")] = None,
     include_path: Annotated[str | None, typer.Option("--include_path", "--include-path",
                                                               help="Extra task folder (your own YAML).")] = None,
+    plain_hf: Annotated[bool, typer.Option("--plain-hf", help="On CPU, generate with lm-eval's own `hf` model "
+                                                               "instead of `regurg-hf` (same text, slower).")] = False,
 ) -> None:
-    """Evaluate a model on the regurg_mt tasks through lm-eval (faster start than `lm_eval`).
+    """Evaluate a model on the regurg_mt tasks through lm-eval (faster than `lm_eval`).
 
     Same model arguments and same metrics as `lm_eval --tasks regurg_mt`; it skips indexing
-    lm-eval's built-in tasks when only ours are asked for, and picks CPU when there is no GPU.
+    lm-eval's built-in tasks when only ours are asked for, picks CPU when there is no GPU, and on CPU
+    generates `--model hf` through `regurg-hf` (identical text, faster greedy decoding).
 
     Example: `regurg-bench eval --model hf --model_args pretrained=./student --limit 50 -o out/ -s`
     """
@@ -283,7 +286,7 @@ def eval_cmd(
                       num_fewshot=num_fewshot, batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
                       device=device, output_path=output_path, log_samples=log_samples,
                       gen_kwargs=gen_kwargs, metadata=meta,
-                      include_path=include_path)
+                      include_path=include_path, fast_generation=not plain_hf)
     results = run_eval(req)
     if not results:
         return

@@ -43,6 +43,12 @@ def test_opt_out_environment_variable():
     assert proc.stdout.strip() == "[]"
 
 
+def test_lm_eval_finds_our_model_class_by_name():
+    proc = _python("from lm_eval.api.registry import get_model; print(get_model('regurg-hf').__name__)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "FastHFLM"
+
+
 def test_hook_is_not_active_under_python_dash_S_but_harmless():
     # `python -S` skips .pth files: the documented fallback is --include_path.
     proc = subprocess.run([sys.executable, "-S", "-c", "import sys; print('ok')"], capture_output=True,

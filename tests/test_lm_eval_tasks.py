@@ -90,9 +90,9 @@ def test_lm_eval_runs_every_direction(lm_eval_run):
     assert set(samples) == expected
     for task in expected:
         assert len(samples[task]) == LIMIT
-        assert results["configs"][task]["metadata"]["version"] == 1.2
-        assert results["versions"][task] == 1.2
-    assert str(results["versions"]["regurg_mt"]) == "1.2"  # lm-eval records group versions as text
+        assert results["configs"][task]["metadata"]["version"] == 1.3
+        assert results["versions"][task] == 1.3
+    assert str(results["versions"]["regurg_mt"]) == "1.3"  # lm-eval records group versions as text
 
 
 def test_results_without_a_checkpoint_never_mention_the_neural_metric(lm_eval_out, lm_eval_run):

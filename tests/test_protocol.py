@@ -515,3 +515,27 @@ def test_mitigations_come_from_the_registry():
     assert fields == {"generators"} | set(MITIGATIONS)
     with pytest.raises(KeyError, match="qualty.*quality"):
         get_mitigation("qualty")
+
+
+def test_evaluation_is_quiet_on_the_terminal_and_logged_in_the_run_log(tiny_run, tmp_path):
+    """lm-eval's task-indexing warning (about ``max_seq_lengths``) and its progress bars stay off the
+    terminal of `regurg-bench run` (one bar: the run's) and land in the run's log file."""
+    import shutil
+    import subprocess
+    import sys
+
+    _, out, _, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    (copy / "run_done.json").unlink()
+    (copy / "run.log").unlink(missing_ok=True)
+    shutil.rmtree(next(copy.glob("evals/real-s0-*")))  # one student to evaluate again, through lm-eval
+    proc = subprocess.run([sys.executable, "-m", "regurg_bench.cli", "run", str(_write(tmp_path, TINY)), "--out",
+                           str(copy)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    terminal = proc.stdout + proc.stderr
+    assert "evaluated" in terminal and "regurg-bench run:" in terminal  # the run's messages and its bar
+    for noise in ("max_seq_lengths", "Running generate_until requests", "Custom kwargs"):
+        assert noise not in terminal, noise
+    log = (copy / "run.log").read_text(encoding="utf-8")
+    assert "max_seq_lengths" in log and "real-s0: evaluated" in log

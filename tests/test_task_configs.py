@@ -48,7 +48,7 @@ def test_template_declares_metrics_with_explicit_direction_and_version():
     assert cfg["generation_kwargs"]["until"] == ["\n"]
     assert cfg["generation_kwargs"]["do_sample"] is False
     assert isinstance(cfg["metadata"]["version"], float)
-    assert cfg["metadata"]["version"] == 1.2
+    assert cfg["metadata"]["version"] == 1.3
     assert cfg["class"] == "utils.RegurgMTTask"  # drops unconfigured COMET metrics before lm-eval sees them
 
 

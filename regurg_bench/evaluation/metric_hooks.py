@@ -22,7 +22,7 @@ document is scored; we validate the checkpoint and the COMET environment there, 
 before generation. A COMET key is returned only for a configured checkpoint; requesting a
 ``regurg_mt_comet`` task with none configured is an error (never a NaN, never a silent 0).
 
-The plain ``regurg_mt`` tasks (template version 1.2) use the same configuration, optionally, through
+The plain ``regurg_mt`` tasks (template version 1.2 and later) use the same configuration, optionally, through
 their task class :class:`RegurgMTTask` (``class: !function utils.RegurgMTTask`` in the template).
 lm-eval copies a task's declared ``metric_list`` into the results JSON (``higher_is_better``,
 ``configs``) whether or not a metric is ever computed, and the source code of its ``process_results``

@@ -3,15 +3,21 @@
 It calls ``lm_eval.simple_evaluate`` with the same arguments and defaults as the ``lm_eval`` CLI
 (seeds 0/1234/1234/1234, lm-eval's bootstrap default), so the metrics are identical; it only builds
 the ``TaskManager`` over our task folder when every requested task is ours, and picks the device
-itself. Results are saved the way ``lm_eval --output_path`` saves them, plus a ``regurg_bench`` block
+itself. On CPU, ``--model hf`` generates through ``regurg-hf`` (:mod:`regurg_bench.evaluation.fast_hf`:
+lm-eval's ``hf`` with a faster greedy decoder whose text is identical, tested); ``fast_generation=False``
+or ``REGURG_BENCH_PLAIN_HF=1`` keeps lm-eval's own ``hf``. Results are saved the way ``lm_eval --output_path`` saves them, plus a ``regurg_bench`` block
 with sacrebleu signatures, test-set fingerprints and package versions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from regurg_bench._lm_eval_hook import task_config_dir
@@ -21,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: lm-eval CLI's default seeds: python random, numpy, torch, few-shot sampler.
 LM_EVAL_DEFAULT_SEEDS = (0, 1234, 1234, 1234)
+#: set to 1 to generate with lm-eval's own ``hf`` model on CPU too (the reference path)
+PLAIN_HF_ENV = "REGURG_BENCH_PLAIN_HF"
 
 
 @dataclass
@@ -46,6 +54,50 @@ class EvalRequest:
     #: vllm with ``lora_local_path=`` only: evaluate on this process's shared engine for the same base and
     #: arguments (:mod:`regurg_bench.evaluation.lora_engine`), started once, instead of an engine of its own
     shared_engine: bool = False
+    #: on CPU, generate ``--model hf`` through ``regurg-hf`` (identical text, faster)
+    fast_generation: bool = True
+    #: append lm-eval's (and transformers') log records and prints here instead of the terminal, and show
+    #: no lm-eval progress bar (a caller with its own bar: the protocol's run log)
+    log_file: str | None = None
+
+
+#: the loggers whose records :func:`output_to` moves into a file (level kept for the file)
+_QUIET_LOGGERS = {"lm_eval": logging.INFO, "transformers": logging.WARNING, "datasets": logging.WARNING,
+                  "regurg_bench.evaluation": logging.INFO}
+
+
+@contextlib.contextmanager
+def output_to(log_file: str | None) -> Iterator[None]:
+    """While the block runs, lm-eval's log records (e.g. its task-indexing warning about
+    ``max_seq_lengths``), anything printed, and transformers' warnings go to ``log_file``, and tqdm shows
+    no bar (``TQDM_DISABLE``: lm-eval has no switch for its own). A bar created before the block (the
+    protocol's) keeps drawing on the terminal. ``None``: nothing changes."""
+    if log_file is None:
+        yield
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a", encoding="utf-8") as stream:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+        saved = []
+        for name, level in _QUIET_LOGGERS.items():
+            logger = logging.getLogger(name)
+            saved.append((logger, logger.handlers[:], logger.propagate, logger.level))
+            logger.handlers, logger.propagate = [handler], False
+            logger.setLevel(level)
+        tqdm_disable = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                yield
+        finally:
+            for logger, handlers, propagate, level in saved:
+                logger.handlers, logger.propagate = handlers, propagate
+                logger.setLevel(level)
+            if tqdm_disable is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = tqdm_disable
 
 
 def resolve_device(device: str) -> str:
@@ -57,6 +109,17 @@ def resolve_device(device: str) -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def generation_model(model: str, device: str, fast: bool = True) -> str:
+    """The lm-eval model that runs ``model``: ``regurg-hf`` for ``hf`` on CPU (same text, faster)."""
+    from regurg_bench._lm_eval_hook import MODEL_NAME, register_models
+
+    plain = os.environ.get(PLAIN_HF_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    if model != "hf" or device != "cpu" or not fast or plain:
+        return model
+    register_models(force=True)
+    return MODEL_NAME
 
 
 def _our_task_names() -> set[str]:
@@ -89,7 +152,7 @@ def _model(req: EvalRequest, device: str):
     """What ``simple_evaluate`` gets as its model: the model name (lm-eval builds it from ``model_args``), or
     for a shared LoRA engine the ``vllm`` LM that lm-eval would build, already started and routed."""
     if not req.shared_engine:
-        return req.model
+        return generation_model(req.model, device, req.fast_generation)
     if req.model != "vllm":
         raise ValueError(f"shared_engine is for the vllm backend (got {req.model!r})")
     from lm_eval.utils import simple_parse_args_string
@@ -102,6 +165,11 @@ def _model(req: EvalRequest, device: str):
 
 def run_eval(req: EvalRequest) -> dict[str, Any]:
     """Run lm-eval; save and return its results dict (with our ``regurg_bench`` block)."""
+    with output_to(req.log_file):
+        return _run_eval(req)
+
+
+def _run_eval(req: EvalRequest) -> dict[str, Any]:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.utils import handle_non_serializable

@@ -44,7 +44,7 @@ def render_all() -> dict[str, str]:
         f"  - metric: {m}\n    aggregation: mean\n    weight_by_size: false\n" for m in (*SACREBLEU_METRICS, *OPTIONAL_METRICS))
     files[f"{GROUP_NAME}.yaml"] = (
         f"{HEADER}group: {GROUP_NAME}\ntask:\n{subtasks}aggregate_metric_list:\n{aggregates}"
-        "metadata:\n  version: 1.2\n")
+        "metadata:\n  version: 1.3\n")
     files[f"{CUSTOM_TASK_NAME}.yaml"] = (
         f"{HEADER}# A user's own test set: pass --metadata "
         """'{"corpus": "PATH_OR_SPEC", "src_lang": "de", "tgt_lang": "en"}'\n"""

@@ -21,7 +21,7 @@ from regurg_bench.leaderboard.schema import SubmissionError
 #: Released versions per task folder whose numbers are comparable with the current ones (see the
 #: "Versions" section of each folder's README). 1.0 predates the protocol runner, so no results.json
 #: can carry it.
-RELEASED_TASK_VERSIONS: dict[str, tuple[str, ...]] = {"regurg_mt": ("1.1",)}
+RELEASED_TASK_VERSIONS: dict[str, tuple[str, ...]] = {"regurg_mt": ("1.1", "1.2")}
 PUBLISHED_FINGERPRINTS = Path("regurg_mt") / "test_set_fingerprints.json"
 
 

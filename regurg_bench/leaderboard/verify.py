@@ -212,6 +212,7 @@ def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
                    refs: list[str], reported: Reported) -> None:
     """Per-seed scores, means, intervals, D and R: recomputed with the protocol's own functions."""
+    from regurg_bench.scoring.bootstrap import prefetch_stats
     from regurg_bench.scoring.matrix import score_metric
 
     sc, claimed = res.scoring, res.scores[task]
@@ -226,6 +227,7 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
                 "cannot be replayed exactly")
     hyps = {c: hyps[c] for c in order}
     gens = [c.removeprefix("regurg_") for c, info in res.conditions.items() if info.kind == "regurg"]
+    prefetch_stats(metrics, hyps, refs)  # every metric's sentence statistics, in parallel, cached
     for metric in metrics:
         ms = score_metric(metric, hyps, refs, res.conditions, gens, resamples=sc.resamples, seed=sc.seed,
                           level=sc.level)

@@ -187,6 +187,7 @@ def _evaluate(cfg, out: Path, s: ChainStudent, tasks: list[str]) -> tuple[dict[s
 
     def make(folder: Path) -> dict[str, Any]:
         from regurg_bench.evaluation.runner import EvalRequest, run_eval
+        from regurg_bench.protocol.steps import RUN_LOG
 
         for stale in folder.rglob("*.json*"):  # a killed earlier attempt may have left files
             stale.unlink()
@@ -196,7 +197,7 @@ def _evaluate(cfg, out: Path, s: ChainStudent, tasks: list[str]) -> tuple[dict[s
                              limit=e.limit, num_fewshot=e.num_fewshot, batch_size=e.batch_size,
                              output_path=str(folder / "lm_eval"), log_samples=True,
                              gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
-                             bootstrap_iters=0))
+                             bootstrap_iters=0, log_file=str(out / RUN_LOG)))
         samples = {t: next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder).as_posix()
                    for t in tasks}
         return {"student": s.name, "student_key": s.key, "eval_key": key, "settings": settings,

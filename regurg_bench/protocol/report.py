@@ -18,6 +18,7 @@ from typing import Any
 from regurg_bench.atomic import atomic_write
 from regurg_bench.protocol.fingerprints import weight_fingerprints
 from regurg_bench.protocol.report_parts import METRIC_LABEL, fmt_bound, load_samples, save_figure
+from regurg_bench.scoring.bootstrap import prefetch_stats
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, short_verdict, verdict
@@ -79,6 +80,7 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
             info["effective_seeds"] = min(info.get("effective_seeds", distinct), distinct)
         scores[task], degr[task], recov[task], diffs[task], per_seed_effects[task] = {}, {}, {}, {}, {}
         max_diff = 0.0
+        prefetch_stats(sc.metrics, hyps_by_cond, refs)  # every metric's sentence statistics, in parallel
         for metric in sc.metrics:
             ms = score_metric(metric, hyps_by_cond, refs, conditions, gens, resamples=sc.resamples, seed=sc.seed,
                               level=sc.level)

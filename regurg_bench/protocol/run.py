@@ -16,6 +16,7 @@ from typing import Any
 from regurg_bench.protocol.config import ProtocolConfig
 from regurg_bench.protocol.plan import assign_keys, plan_students, planned_conditions
 from regurg_bench.protocol.steps import (
+    RUN_LOG,
     BuildSplits,
     Outcome,
     Step,
@@ -47,7 +48,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     try:
         manifest = run.steps([BuildSplits("build", out / "splits", cfg=cfg)])["build"].record
         run.progress.done("base model", "build")
-        say(f"[build] {manifest['matched']} matched pairs, {len(manifest['conditions'])} conditions "
+        run.say(f"[build] {manifest['matched']} matched pairs, {len(manifest['conditions'])} conditions "
             f"({'cached' if manifest.get('up_to_date') else 'built'})")
         tasks = cfg.eval.tasks or [f"regurg_mt_{'-'.join(_direction(out / 'splits'))}"]
         derived, notes, diagnostics = run.data()
@@ -71,7 +72,7 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     finally:
         run.close()
-    say("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items()))
+    run.say("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items()))
     return results
 
 
@@ -99,7 +100,7 @@ class Runner:
         write_json(out / "config.json", {"config": cfg.model_dump(mode="json"), "config_hash": cfg.config_hash(),
                                          "resolved": cfg.resolved()})
         self.progress = RunProgress(cfg, enabled=show_progress)
-        self.say = self.progress.wrap(say)
+        self.say = _also_logged(self.progress.wrap(say), out / RUN_LOG)
         self._counts: dict[str, int] = {}
         self._totals: dict[str, int] = {}
 
@@ -170,6 +171,16 @@ class Runner:
         close_shared_engine()
         self.progress.close()
         self.executor.close()
+
+
+def _also_logged(say: Callable[[str], None], log: Path) -> Callable[[str], None]:
+    """``say``, and the message appended to the run's log file (where lm-eval's own output goes too)."""
+    def both(message: str) -> None:
+        say(message)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    return both
 
 
 def _direction(splits: Path) -> tuple[str, str]:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from regurg_bench.protocol.config import ProtocolConfig
 
 DONE = "done.json"
+#: the run's log file (in the run folder): its messages, and lm-eval's output that the terminal does not show
+RUN_LOG = "run.log"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -264,6 +266,7 @@ class EvaluateStudent(Step):
     tasks: tuple[str, ...] = ()
     key: str = ""
     base_dir: Path | None = None  # the folder of the student it continues (M4): its adapter's base
+    log: Path | None = None  # the run's log file: lm-eval's messages and bars go there, not to the terminal
     stage: ClassVar[str] = "eval"
 
     def model_args(self) -> str:
@@ -303,7 +306,8 @@ class EvaluateStudent(Step):
                           output_path=str(folder / "lm_eval"), log_samples=True,
                           gen_kwargs=f"max_gen_toks={e.max_gen_toks}", metadata=e.metadata,
                           bootstrap_iters=0,  # the protocol's own paired bootstrap gives the intervals
-                          shared_engine=adapter and e.backend == "vllm")  # one engine per base, not per student
+                          shared_engine=adapter and e.backend == "vllm",  # one engine per base, not per student
+                          log_file=str(self.log) if self.log else None)
         results = run_eval(req)
         samples = {t: str(next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder))
                    for t in tasks}
@@ -326,4 +330,5 @@ def eval_step(cfg: ProtocolConfig, s: Student, tasks: list[str], out: Path,
     base = students[s.base_student] if s.base_student and students else None
     return EvaluateStudent(f"eval:{s.name}", out / "evals" / f"{s.name}-{key}", deps=(f"train:{s.name}",),
                            resources=Resources(cfg.resources.cpus, cfg.resources.gpus),
-                           cfg=cfg, student=s, tasks=tuple(tasks), key=key, base_dir=base.dir if base else None)
+                           cfg=cfg, student=s, tasks=tuple(tasks), key=key, base_dir=base.dir if base else None,
+                           log=out / RUN_LOG)

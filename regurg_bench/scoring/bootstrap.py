@@ -106,12 +106,6 @@ def _as_seed_lists(hyps: Sequence[str] | Sequence[Sequence[str]]) -> list[list[s
     return [list(h) for h in hyps]
 
 
-def sentence_stats(metric_name: str, hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """Per-sentence sufficient statistics, shape (sentences, stats)."""
-    metric = corpus_metric(metric_name)
-    return np.asarray(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=np.float64)
-
-
 def score_from_stats(metric_name: str, summed: np.ndarray, metric=None) -> float:
     metric = metric or corpus_metric(metric_name)
     return float(metric._compute_score_from_stats(summed).score)
@@ -126,19 +120,35 @@ def paired_bootstrap(metric_name: str, hyps_by_condition: Mapping[str, Sequence[
 
 def condition_stats(metric_name: str, hyps_by_condition: Mapping[str, Sequence[str] | Sequence[Sequence[str]]],
                     refs: Sequence[str]) -> dict[str, list[np.ndarray]]:
-    """{condition: [per-sentence statistics of each seed]}, every seed checked to have one hypothesis per reference."""
+    """{condition: [per-sentence statistics of each seed]}, every seed checked to have one hypothesis per
+    reference (computed once per content, in parallel: :mod:`regurg_bench.scoring.sentence_stats`)."""
+    from regurg_bench.scoring.sentence_stats import sentence_stats_many
+
     refs = list(refs)
     m = len(refs)
     if m == 0:
         raise ValueError("no test sentences")
-    stats: dict[str, list[np.ndarray]] = {}
-    for cond, hyps in hyps_by_condition.items():
-        stats[cond] = []
-        for h in _as_seed_lists(hyps):
+    seeds = {cond: _as_seed_lists(hyps) for cond, hyps in hyps_by_condition.items()}
+    for cond, lists in seeds.items():
+        for h in lists:
             if len(h) != m:
                 raise ValueError(f"condition {cond!r}: {len(h)} hypotheses for {m} references")
-            stats[cond].append(sentence_stats(metric_name, h, refs))
+    flat = sentence_stats_many([(metric_name, h, refs) for lists in seeds.values() for h in lists])
+    stats: dict[str, list[np.ndarray]] = {}
+    for cond, lists in seeds.items():
+        stats[cond], flat = flat[:len(lists)], flat[len(lists):]
     return stats
+
+
+def prefetch_stats(metrics: Sequence[str], hyps_by_condition: Mapping[str, Sequence[str] | Sequence[Sequence[str]]],
+                   refs: Sequence[str]) -> None:
+    """Compute (or find) the statistics of every metric and file at once, so that the process pool is
+    shared by all metrics (the TER files, ~5 s each, run beside the cheap ones); later
+    :func:`condition_stats` calls read them from the cache."""
+    from regurg_bench.scoring.sentence_stats import sentence_stats_many
+
+    sentence_stats_many([(metric, h, list(refs)) for metric in metrics for hyps in hyps_by_condition.values()
+                         for h in _as_seed_lists(hyps)])
 
 
 def _distinct(seed_stats: Sequence[np.ndarray]) -> list[int]:
