@@ -201,7 +201,8 @@ def _run_eval(req: EvalRequest) -> dict[str, Any]:
         gc.collect()
     if results is None:  # non-zero rank in a distributed run
         return {}
-    results.setdefault("config", {})["model"] = req.model  # a shared engine's LM is lm-eval's own `vllm` class
+    if req.shared_engine:  # lm-eval records an LM instance by its class: name it as `lm_eval --model vllm` would
+        results.setdefault("config", {})["model"] = req.model
     evaluated = sorted(results.get("configs", {}))
     results["regurg_bench"] = {
         "sacrebleu_signatures": sacrebleu_signatures(),
