@@ -489,7 +489,8 @@ def test_task_yaml_is_read_with_a_safe_loader(tmp_path):
     folder.mkdir(parents=True)
     (folder / "_template.yaml").write_text("class: !function utils.Task\nmetadata:\n  version: 7.0\n", encoding="utf-8")
     (folder / "regurg_mt_xx-yy.yaml").write_text("include: _template.yaml\ntask: regurg_mt_xx-yy\n", encoding="utf-8")
-    assert known_task_versions(tmp_path / "tasks") == {"regurg_mt_xx-yy": {"7.0", "1.1"}}
+    # the YAML's version and the released versions that stay comparable (provenance.py)
+    assert known_task_versions(tmp_path / "tasks") == {"regurg_mt_xx-yy": {"7.0", "1.1", "1.2"}}
     marker = tmp_path / "pwned"
     (folder / "regurg_mt_evil.yaml").write_text(
         f"task: !!python/object/apply:os.system ['touch {marker}']\nmetadata: {{version: 1.1}}\n", encoding="utf-8")

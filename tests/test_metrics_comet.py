@@ -239,7 +239,7 @@ def test_plain_regurg_mt_reports_comet_only_when_configured(checkpoints, tiny_mo
     expect = CometMetric(str(checkpoints["regression"]), cache=False).corpus_score(hyp, src, ref)
     assert math.isclose(r["comet,none"], expect, abs_tol=1e-6) and "comet_qe,none" not in r
     assert r["comet_stderr,none"] == "N/A"
-    assert with_comet["configs"]["regurg_mt_en-es"]["metadata"]["version"] == 1.2
+    assert with_comet["configs"]["regurg_mt_en-es"]["metadata"]["version"] == 1.3
     # Only the configured checkpoint's metric is declared; the unconfigured comet_qe is nowhere.
     assert with_comet["higher_is_better"]["regurg_mt_en-es"]["comet"] is True
     assert "comet_qe" not in json.dumps(with_comet)
