@@ -1,4 +1,4 @@
-"""``regurg-bench submit`` and ``regurg-bench leaderboard build|validate``; wired in with ``register(app)``.
+"""``regurg-bench submit`` and ``regurg-bench leaderboard build|validate|migrate|ci``; wired in with ``register(app)``.
 
 A rejected submission or entry exits with status 1 and one line ``error: <why>`` on stderr (no
 traceback); bad command-line usage exits 2 as usual.
@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         help="Render and re-check leaderboards (`leaderboards/<NAME>/entries/*.json`).\n\n"
              "`regurg-bench submit RUN_DIR --leaderboard NAME` adds an entry; "
              "`regurg-bench leaderboard build NAME` writes README.md, index.html and scores.png; "
-             "`regurg-bench leaderboard validate NAME` re-checks every entry (for CI).",
+             "`regurg-bench leaderboard validate NAME` re-checks every entry (for CI); "
+             "`regurg-bench leaderboard migrate NAME` upgrades entries to the newest entry schema.",
         no_args_is_help=True,
         rich_markup_mode="markdown",
     )
@@ -93,6 +94,29 @@ def register(app: typer.Typer) -> None:
         except (SubmissionError, OSError) as err:
             raise _fail(err) from None
         typer.echo(f"{name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, all valid")
+
+    @leaderboard_app.command("migrate")
+    def migrate_cmd(
+        name: NameArg,
+        root: RootOpt = Path("leaderboards"),
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")] = False,
+    ) -> None:
+        """Bring every entry to the newest entry schema where that changes anything: a v2 entry whose evidence
+        holds a collapse curve becomes a v3 entry carrying it (new id; its verification records move with it).
+        Every other entry keeps its bytes; a second run changes nothing. The board is validated first (each
+        entry under its own schema version) and after. Then rebuild the pages: `leaderboard build NAME`."""
+        from regurg_bench.leaderboard.migrate import migrate_leaderboard
+        from regurg_bench.leaderboard.schema import SubmissionError
+
+        try:
+            done = migrate_leaderboard(root, name, dry_run=dry_run)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        for m in done:
+            typer.echo(f"{'would migrate' if dry_run else 'migrated'} {m.old_id} ({m.old_schema}) -> {m.new_id} "
+                       f"({m.new_schema})")
+        typer.echo(f"{name}: {len(done)} entr{'y' if len(done) == 1 else 'ies'} "
+                   f"{'to migrate' if dry_run else 'migrated'}, every other entry already in its newest schema")
 
     @leaderboard_app.command("ci")
     def ci_cmd(

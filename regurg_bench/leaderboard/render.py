@@ -302,6 +302,18 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
        "base-uri 'none'; form-action 'none'")
 
 
+CURVE_INTRO = ("Entries of runs with a collapse study: students trained on the previous generation's outputs "
+               "(replace) or on them plus the human data (accumulate, accumulate_equal). D_k is generation k's "
+               "relative loss against generation 0 (higher is worse), with its 95% interval; the claims' verdicts "
+               "follow, pooled and seed by seed.")
+
+
+#: only on pages with a curve (a page without one keeps its bytes)
+CURVE_CSS = ("figure.curve{margin:1em 0;padding:.5em;border:1px solid #ddd}figure.curve figcaption{font-size:90%}"
+             ".panels{display:flex;flex-wrap:wrap;gap:.5em}svg.curve-panel{background:#fafafa}"
+             "table.claims td{white-space:normal}")
+
+
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
@@ -316,6 +328,17 @@ def _html_cell(cell: Cell, numeric: bool, key: str) -> str:
         body += f" <span class=\"note\">{_e(cell.note)}</span>"
     cls = " class=\"num\"" if numeric else ""
     return f"<td{cls} data-col=\"{_e(key)}\" data-sort-value=\"{_e(cell.sort)}\">{body}</td>"
+
+
+def _curves(entries: list[LeaderboardEntry], verified: dict[str, str] | None) -> list[str]:
+    """The collapse curves of the entries that carry one (v3); nothing at all when none does."""
+    from regurg_bench.leaderboard.curve import curve_html
+
+    with_curve = [e for e in ordered(entries, verified) if e.collapse is not None]
+    if not with_curve:
+        return []
+    return [f"<style>\n{CURVE_CSS}\n</style>", "<h2 id=\"collapse\">Degradation across generations (collapse)</h2>",
+            f"<p>{_e(CURVE_INTRO)}</p>"] + [curve_html(e.entry_id, e.model, e.collapse) for e in with_curve]
 
 
 def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None, verified: dict[str, str] | None = None
@@ -364,6 +387,7 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None, verif
             parts.append(f"<tr><td>{_e(e.entry_id)}</td><td>{_e(e.run_name)}</td><td><code>{_e(e.config_hash)}"
                          f"</code></td><td>{_e(tasks)}</td><td>{_e(e.lm_eval_version)}</td><td>{sigs}</td></tr>")
         parts.append("</tbody></table></div>")
+    parts += _curves(entries, verified)
     parts += [f"<script>\n{SCRIPT}\n</script>", "</body>", "</html>", ""]
     return "\n".join(parts)
 

@@ -1,5 +1,17 @@
-"""The leaderboard entry (schema ``regurg-bench/leaderboard-entry/v2``) and the part of a run's
+"""The leaderboard entry (schemas ``regurg-bench/leaderboard-entry/v2`` and ``/v3``) and the part of a run's
 ``results.json`` a submission reads, as strict pydantic models.
+
+**Versions.** v1 entries (numbers only, no evidence) stay readable but cannot be re-checked. v2 is the
+entry of a run without a ``collapse`` section; v3 is v2 plus ``collapse``, the curve of degradation across
+generations (D_k per task, mode, generation and metric with its interval, the score of every generation
+with its per-seed values, and the collapse claims with their verdicts, seed by seed). A run without the
+section still gives a **v2** entry, byte for byte what it gave before v3 existed: committed entries keep
+their bytes and content-derived ids, and a new plain entry is indistinguishable from an old one, so no
+board has to be rewritten for a field it does not use (v3 with ``collapse: null`` would have given every
+new plain entry other bytes than an identical committed one). The schema is therefore a function of the
+content: v3 exactly when the curve is present, which the model enforces. Each entry is re-checked under
+its own version (:func:`regurg_bench.leaderboard.submit.read_entry`); ``leaderboard migrate`` upgrades a v2
+entry whose evidence holds a curve (a collapse run submitted before v3) and changes nothing else.
 
 An entry is data only: numbers, strings and hashes, no timestamps (the same run gives the same bytes).
 Unknown keys are errors (``extra="forbid"``), floats must be finite, and every name that can become
@@ -25,7 +37,12 @@ from pydantic import (
 
 from regurg_bench.scoring.bootstrap import MAX_RESAMPLES  # one bound for configs and entries
 
+#: the entry of a run without a collapse curve (unchanged since v2, so its bytes are too)
 ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v2"
+#: the entry of a run with a collapse curve: v2 plus ``collapse``
+CURVE_ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v3"
+#: the versions an entry on a board may have (each re-checked from its evidence under its own version)
+ENTRY_SCHEMAS = (ENTRY_SCHEMA, CURVE_ENTRY_SCHEMA)
 #: v1 entries carried numbers only; v2 entries carry the evidence they are recomputed from
 OLD_ENTRY_SCHEMAS = ("regurg-bench/leaderboard-entry/v1",)
 RESULTS_SCHEMA = "regurg-bench/results/v1"
@@ -167,10 +184,93 @@ class WeightFingerprints(_Strict):
     students: dict[Name, Hash | None] = {}
 
 
+# ---------------------------------------------------------------- the collapse curve of a v3 entry
+CollapseMode = Literal["replace", "accumulate", "accumulate_equal"]
+#: a short verdict as the collapse study writes it ("holds", "inconclusive (Holm)", ...)
+Verdict = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,120}$")]
+
+
+class ClaimEffect(_Strict):
+    """One metric of a growth or boundedness claim: the difference of two generations' scores with its
+    interval (:func:`regurg_bench.scoring.difference`), its verdict and each seed's own verdict."""
+
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    level: float = Field(gt=0.0, lt=1.0)
+    p_value: float | None = Field(None, ge=0.0, le=1.0)
+    p_adjusted: float | None = Field(None, ge=0.0, le=1.0)
+    verdict: Verdict
+    per_seed_verdicts: list[Verdict] = []
+
+
+class CurveClaim(_Strict):
+    """``collapse_growth`` (generation G worse than generation 1) or ``collapse_bounded`` (accumulating beats
+    replacing at generation G), per metric."""
+
+    claim: Literal["collapse_growth", "collapse_bounded"]
+    mode: CollapseMode
+    task: Name
+    text: Text
+    per_metric: dict[Metric, ClaimEffect] = Field(min_length=1)
+
+
+class GenerationInterval(_Strict):
+    """One generation's estimate and interval of the tail claim."""
+
+    generation: int = Field(ge=1)
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class TailClaim(_Strict):
+    """``collapse_tail`` ("the tail disappears first"), per mode: a verdict, each seed's verdict and, where the
+    run gives them, an interval per generation."""
+
+    claim: Literal["collapse_tail"]
+    mode: CollapseMode
+    text: Text
+    verdict: Verdict
+    per_seed_verdicts: list[Verdict] = []
+    per_generation: list[GenerationInterval] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_intervals(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("per_generation", "") is None:
+            del data["per_generation"]
+        return data
+
+
+class EntryCollapse(_Strict):
+    """The collapse curve of a v3 entry, copied from the run's ``collapse`` section (keys as there)."""
+
+    generations: int = Field(ge=1)
+    modes: list[CollapseMode] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    #: task -> condition (gen0, <mode>_gen<k>) -> metric -> score, with the per-seed scores
+    scores: dict[Name, dict[Name, dict[Metric, Score]]] = Field(min_length=1)
+    #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0, with its interval
+    degradation: dict[Name, dict[CollapseMode, dict[Name, dict[Metric, Effect]]]] = Field(min_length=1)
+    claims: list[CurveClaim | TailClaim] = []
+
+    @model_validator(mode="after")
+    def _whole_curve(self) -> EntryCollapse:
+        gens = {str(k) for k in range(1, self.generations + 1)}
+        for task, per_mode in self.degradation.items():
+            if set(per_mode) != set(self.modes) or any(set(g) != gens for g in per_mode.values()):
+                raise ValueError(f"degradation.{task}: D_k must cover modes {self.modes} and generations 1..."
+                                 f"{self.generations} exactly")
+        return self
+
+
 class LeaderboardEntry(_Strict):
     """One submitted run on one leaderboard."""
 
-    schema_id: Literal["regurg-bench/leaderboard-entry/v2"] = Field(alias="schema")
+    schema_id: Literal["regurg-bench/leaderboard-entry/v2", "regurg-bench/leaderboard-entry/v3"] = Field(
+        alias="schema")
     entry_id: Name
     leaderboard: Name
     model: Name
@@ -203,12 +303,15 @@ class LeaderboardEntry(_Strict):
     #: the weights actually used (optional: runs scored before it was recorded have none; an entry without
     #: it serialises exactly as before, so its bytes and content-derived id do not change)
     fingerprints: WeightFingerprints | None = None
+    #: the collapse curve (v3 only; a v2 entry has none and serialises without the key)
+    collapse: EntryCollapse | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent_fingerprints(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        if data.get("fingerprints", "") is None:
-            del data["fingerprints"]
+        for key in ("fingerprints", "collapse"):
+            if data.get(key, "") is None:
+                del data[key]
         return data
 
     @model_validator(mode="after")
@@ -216,6 +319,15 @@ class LeaderboardEntry(_Strict):
         missing = [t for t in self.tasks if t not in self.scores]
         if missing:
             raise ValueError(f"scores: no scores for task(s) {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _version_matches_content(self) -> LeaderboardEntry:
+        if (self.collapse is not None) != (self.schema_id == CURVE_ENTRY_SCHEMA):
+            raise ValueError(f"schema: an entry with a collapse curve is {CURVE_ENTRY_SCHEMA}, one without is "
+                             f"{ENTRY_SCHEMA} (got {self.schema_id} {'with' if self.collapse else 'without'})")
+        if self.collapse is not None and set(self.collapse.scores) - set(self.tasks):
+            raise ValueError("collapse.scores: a task the entry does not have")
         return self
 
     def to_json(self) -> str:
@@ -287,6 +399,9 @@ class RunCollapse(_Lenient):
     scores: dict[Name, dict[Name, dict[Metric, RunScore]]] = Field(min_length=1)
     #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0
     degradation: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]] = Field(min_length=1)
+    #: the growth, boundedness and tail claims (kept as dicts here: the study adds fields to them, and the
+    #: entry's strict models pick what they carry)
+    claims: list[dict[str, Any]] = []
 
     @model_validator(mode="after")
     def _whole_curve(self) -> RunCollapse:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from regurg_bench.leaderboard import evidence, schema, verifications
+from regurg_bench.leaderboard.curve import curve_part
 from regurg_bench.leaderboard.evidence import RunFiles
 from regurg_bench.leaderboard.provenance import check_provenance, version_str
 from regurg_bench.leaderboard.rules import (
@@ -32,6 +33,7 @@ from regurg_bench.leaderboard.rules import (
 )
 from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json, write_file
 from regurg_bench.leaderboard.schema import (
+    CURVE_ENTRY_SCHEMA,
     ENTRY_SCHEMA,
     OLD_ENTRY_SCHEMAS,
     LeaderboardEntry,
@@ -88,12 +90,23 @@ def finalize_entry(body: dict[str, Any]) -> LeaderboardEntry:
     return draft.model_copy(update={"entry_id": f"{draft.model}-{entry_digest(dumped)[:12]}"})
 
 
+def _entry_version(res: RunResults, version: str | None) -> str:
+    """The schema the entry is built under: ``version`` (an entry re-checked under its own), else the newest
+    one for its content (v3 with a collapse curve, v2 without: plain entries keep their bytes)."""
+    newest = CURVE_ENTRY_SCHEMA if res.collapse is not None else ENTRY_SCHEMA
+    if version is None or version == newest or (version == ENTRY_SCHEMA and res.collapse is not None):
+        return version or newest  # a v2 entry of a collapse run (made before v3) is re-checked as v2
+    raise SubmissionError(f"rule 'evidence': a {version} entry, but its evidence has no collapse section")
+
+
 def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | None,
-                        evidence_ref: dict[str, Any]) -> LeaderboardEntry:
+                        evidence_ref: dict[str, Any], version: str | None = None) -> LeaderboardEntry:
     """Check the run that ``files`` hold against every rule and build its entry (``submit`` and
-    ``leaderboard validate`` both come here, so a stored entry is what its evidence gives, or nothing)."""
+    ``leaderboard validate`` both come here, so a stored entry is what its evidence gives, or nothing).
+    ``version``: the entry schema to build (default: the newest for the run, see :func:`_entry_version`)."""
     check_name("leaderboard", leaderboard)
     res = _parse_results(files.text("results.json", schema.MAX_RESULTS_BYTES, "results.json"))
+    version = _entry_version(res, version)
     if model_name is None and schema.name_problem(res.name):
         raise SubmissionError(f"run name {res.name!r} cannot be the model name ({schema.name_problem(res.name)}): "
                               "pass --model-name")
@@ -115,7 +128,7 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         (res.config.get("train") or {}).get("base_model", "unknown"))
     tasks = list(res.tasks)
     body = {
-        "schema": ENTRY_SCHEMA,
+        "schema": version,
         "leaderboard": leaderboard,
         "model": model,
         "base_model": base_model,
@@ -142,6 +155,7 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         "flags": flags,
         "evidence": evidence_ref,
         "fingerprints": res.fingerprints.model_dump() if res.fingerprints is not None else None,
+        "collapse": curve_part(res.collapse, tasks) if version == CURVE_ENTRY_SCHEMA else None,
     }
     return finalize_entry(body)
 
@@ -236,7 +250,7 @@ def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> Leaderboar
     files = evidence.load(path.parent.parent, entry.evidence.sha256, label)
     try:
         rebuilt = entry_from_evidence(evidence.BundleFiles(files, entry.evidence.sha256), leaderboard, entry.model,
-                                      entry.evidence.model_dump())
+                                      entry.evidence.model_dump(), version=entry.schema_id)
     except SubmissionError as err:
         raise SubmissionError(f"{label}: {err}") from None
     stored, again = entry.model_dump(mode="json", by_alias=True), rebuilt.model_dump(mode="json", by_alias=True)

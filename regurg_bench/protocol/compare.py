@@ -81,7 +81,7 @@ def load_side(path: str | Path) -> Side:
     kind = data.get("schema") if isinstance(data, dict) else None
     if kind == schema.RESULTS_SCHEMA:
         return _run_side(path.parent, path.name)
-    if kind == schema.ENTRY_SCHEMA:
+    if kind in schema.ENTRY_SCHEMAS:
         return _entry_side(path, data)
     raise CompareError(f"{path}: field 'schema' is {kind!r}: neither a run's results.json ({schema.RESULTS_SCHEMA}) "
                        f"nor a leaderboard entry ({schema.ENTRY_SCHEMA})")
