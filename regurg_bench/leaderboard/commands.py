@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode="markdown",
     )
     app.add_typer(leaderboard_app, name="leaderboard")
+    _register_migrate(leaderboard_app)
 
     @app.command("submit")
     def submit_cmd(
@@ -95,29 +96,6 @@ def register(app: typer.Typer) -> None:
             raise _fail(err) from None
         typer.echo(f"{name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, all valid")
 
-    @leaderboard_app.command("migrate")
-    def migrate_cmd(
-        name: NameArg,
-        root: RootOpt = Path("leaderboards"),
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")] = False,
-    ) -> None:
-        """Bring every entry to the newest entry schema where that changes anything: a v2 entry whose evidence
-        holds a collapse curve becomes a v3 entry carrying it (new id; its verification records move with it).
-        Every other entry keeps its bytes; a second run changes nothing. The board is validated first (each
-        entry under its own schema version) and after. Then rebuild the pages: `leaderboard build NAME`."""
-        from regurg_bench.leaderboard.migrate import migrate_leaderboard
-        from regurg_bench.leaderboard.schema import SubmissionError
-
-        try:
-            done = migrate_leaderboard(root, name, dry_run=dry_run)
-        except (SubmissionError, OSError) as err:
-            raise _fail(err) from None
-        for m in done:
-            typer.echo(f"{'would migrate' if dry_run else 'migrated'} {m.old_id} ({m.old_schema}) -> {m.new_id} "
-                       f"({m.new_schema})")
-        typer.echo(f"{name}: {len(done)} entr{'y' if len(done) == 1 else 'ies'} "
-                   f"{'to migrate' if dry_run else 'migrated'}, every other entry already in its newest schema")
-
     @leaderboard_app.command("ci")
     def ci_cmd(
         name: NameArg,
@@ -146,3 +124,28 @@ def register(app: typer.Typer) -> None:
                    f"unverified, {len(outcome.failed)} failed" + (f" ({', '.join(outcome.failed)})" if outcome.failed
                                                                   else ""))
         raise typer.Exit(outcome.exit_code)
+
+
+def _register_migrate(leaderboard_app: typer.Typer) -> None:
+    @leaderboard_app.command("migrate")
+    def migrate_cmd(
+        name: NameArg,
+        root: RootOpt = Path("leaderboards"),
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing.")] = False,
+    ) -> None:
+        """Bring every entry to the newest entry schema where that changes anything: a v2 entry whose evidence
+        holds a collapse curve becomes a v3 entry carrying it (new id; its verification records move with it).
+        Every other entry keeps its bytes; a second run changes nothing. The board is validated first (each
+        entry under its own schema version) and after. Then rebuild the pages: `leaderboard build NAME`."""
+        from regurg_bench.leaderboard.migrate import migrate_leaderboard
+        from regurg_bench.leaderboard.schema import SubmissionError
+
+        try:
+            done = migrate_leaderboard(root, name, dry_run=dry_run)
+        except (SubmissionError, OSError) as err:
+            raise _fail(err) from None
+        for m in done:
+            typer.echo(f"{'would migrate' if dry_run else 'migrated'} {m.old_id} ({m.old_schema}) -> {m.new_id} "
+                       f"({m.new_schema})")
+        typer.echo(f"{name}: {len(done)} entr{'y' if len(done) == 1 else 'ies'} "
+                   f"{'to migrate' if dry_run else 'migrated'}, every other entry already in its newest schema")

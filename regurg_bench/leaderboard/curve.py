@@ -77,8 +77,9 @@ def _panel(c: EntryCollapse, task: str, metric: str) -> str:
     if hi - lo < 1e-12:
         lo, hi = lo - 1.0, hi + 1.0
 
-    def x(k: int) -> float:
-        return _PAD + (_W - 1.5 * _PAD) * (k - 0.5) / c.generations
+    def x(k: int, mode: str | None = None) -> float:  # modes side by side at each k: no bar hides another
+        shift = 0.0 if mode is None else 7.0 * (c.modes.index(mode) - (len(c.modes) - 1) / 2)
+        return _PAD + (_W - 1.5 * _PAD) * (k - 0.5) / c.generations + shift
 
     def y(v: float) -> float:
         return 10 + (_H - _PAD - 10) * (hi - v) / (hi - lo)
@@ -94,7 +95,7 @@ def _panel(c: EntryCollapse, task: str, metric: str) -> str:
         out.append(f"<text x=\"{x(k):.2f}\" y=\"{_H - _PAD + 14}\" font-size=\"10\" text-anchor=\"middle\">k={k}</text>")
     for mode in c.modes:
         color = MODE_COLOR.get(mode, "#555")
-        line = [f"{x(k):.2f},{y(e.estimate):.2f}" for m, k, e in points if m == mode and e is not None
+        line = [f"{x(k, mode):.2f},{y(e.estimate):.2f}" for m, k, e in points if m == mode and e is not None
                 and e.estimate is not None]
         if len(line) > 1:
             out.append(f"<polyline points=\"{' '.join(line)}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>")
@@ -102,10 +103,10 @@ def _panel(c: EntryCollapse, task: str, metric: str) -> str:
             if m != mode or e is None:
                 continue
             if e.ci_low is not None and e.ci_high is not None:
-                out.append(f"<line class=\"ci\" x1=\"{x(k):.2f}\" x2=\"{x(k):.2f}\" y1=\"{y(e.ci_low):.2f}\" "
+                out.append(f"<line class=\"ci\" x1=\"{x(k, mode):.2f}\" x2=\"{x(k, mode):.2f}\" y1=\"{y(e.ci_low):.2f}\" "
                            f"y2=\"{y(e.ci_high):.2f}\" stroke=\"{color}\"/>")
             if e.estimate is not None:
-                out.append(f"<circle class=\"dk\" cx=\"{x(k):.2f}\" cy=\"{y(e.estimate):.2f}\" r=\"3\" fill=\"{color}\" "
+                out.append(f"<circle class=\"dk\" cx=\"{x(k, mode):.2f}\" cy=\"{y(e.estimate):.2f}\" r=\"3\" fill=\"{color}\" "
                            f"data-mode=\"{_e(mode)}\" data-generation=\"{k}\" data-estimate=\"{e.estimate!r}\" "
                            f"data-ci-low=\"{_e(repr(e.ci_low))}\" data-ci-high=\"{_e(repr(e.ci_high))}\">"
                            f"<title>{_e(f'{mode}, k={k}: D={e.estimate:.3f} [{_ci(e.ci_low)}, {_ci(e.ci_high)}]')}"

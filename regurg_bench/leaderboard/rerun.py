@@ -54,6 +54,9 @@ def load_entry(entry_path: str | Path) -> tuple[Any, Path, dict[str, str]]:
         raise SubmissionError(f"{path}: no such entry file")
     board_dir = path.resolve().parent.parent
     entry = read_entry(path, board_dir.name, recheck=False)
+    if getattr(entry, "evidence", None) is None:  # a v1 entry: numbers only
+        raise SubmissionError(f"{path}: schema {entry.schema_id} entries carry no evidence (no recorded config, no "
+                              "logged samples): there is nothing to re-run them against")
     files = evidence.load(board_dir, entry.evidence.sha256, f"{board_dir.name}/entries/{path.name}")
     return entry, board_dir, files
 

@@ -338,6 +338,33 @@ class LeaderboardEntry(_Strict):
                           ensure_ascii=False, allow_nan=False) + "\n"
 
 
+class LeaderboardEntryV1(_Strict):
+    """A v1 entry (numbers only, no evidence, plausibility, flags or fingerprints): read from the archive and
+    its id checked, never re-checked or ranked (there is nothing to recompute it from)."""
+
+    schema_id: Literal["regurg-bench/leaderboard-entry/v1"] = Field(alias="schema")
+    entry_id: Name
+    leaderboard: Name
+    model: Name
+    base_model: Text
+    run_name: Text
+    config_hash: Hash
+    build_config_hash: Hash | None = None
+    seeds: list[int] = Field(min_length=1)
+    tasks: list[Name] = Field(min_length=1)
+    task_versions: dict[Name, Name]
+    lm_eval_version: Text
+    sacrebleu_signatures: dict[Metric, Text]
+    test_set_fingerprints: dict[Name, Fingerprint]
+    n_test_sentences: dict[Name, int]
+    metrics: list[Metric] = Field(min_length=1)
+    scoring: Scoring
+    conditions: dict[Name, Condition]
+    scores: dict[Name, dict[Name, dict[Metric, Score]]]
+    degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
+    recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
+
+
 # ---------------------------------------------------------------------- what a submission reads
 class _Lenient(BaseModel):
     """A results.json block: keys this reader does not need are ignored (the run writes many)."""

@@ -37,6 +37,7 @@ from regurg_bench.leaderboard.schema import (
     ENTRY_SCHEMA,
     OLD_ENTRY_SCHEMAS,
     LeaderboardEntry,
+    LeaderboardEntryV1,
     RunResults,
     SubmissionError,
     check_name,
@@ -220,31 +221,42 @@ def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | 
     return None if a == b else (path or "(entry)", a, b)
 
 
+def _typed_entry(data: dict[str, Any], label: str) -> LeaderboardEntry | LeaderboardEntryV1:
+    """``data`` validated against its own schema version's model (v1, or v2/v3)."""
+    model = LeaderboardEntryV1 if data.get("schema") in OLD_ENTRY_SCHEMAS else LeaderboardEntry
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise SubmissionError(describe_validation_error(err, label)) from None
+
+
 def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> LeaderboardEntry:
-    """Read and fully re-check one entry file of ``leaderboard``: schema, name, id, and (``recheck``) every
-    number rebuilt from its evidence under every rule."""
+    """Read and fully re-check one entry file of ``leaderboard``: schema (its own version's), name, id, and
+    (``recheck``) every number rebuilt from its evidence under every rule, under the entry's schema version.
+    A v1 entry (no evidence) is read and its id checked with ``recheck=False``; re-checking it is refused."""
     label = f"{leaderboard}/entries/{path.name}"
     if path.is_symlink():
         raise SubmissionError(f"{label}: entry files must be plain files, not symlinks")
     data = read_json(path, schema.MAX_ENTRY_BYTES, label)
     if not isinstance(data, dict):
         raise SubmissionError(f"{label}: not a JSON object")
-    if data.get("schema") in OLD_ENTRY_SCHEMAS:
-        raise SubmissionError(f"{label}: rule 'evidence': schema {data['schema']} entries carry no evidence, so "
-                              f"their numbers cannot be re-checked; submit the run again ({ENTRY_SCHEMA})")
-    try:
-        entry = LeaderboardEntry.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, label)) from None
+    entry = _typed_entry(data, label)
     if entry.leaderboard != leaderboard:
         raise SubmissionError(f"{label}: field 'leaderboard' is {entry.leaderboard!r}, but the file is on "
                               f"leaderboard {leaderboard!r}")
     if path.name != f"{entry.entry_id}.json":
         raise SubmissionError(f"{label}: field 'entry_id' is {entry.entry_id!r}, but the file is {path.name}")
-    expected = finalize_entry(entry.model_dump(mode="json", by_alias=True)).entry_id
+    # v1 ids hash the file as written (its model fills in fields v1 never wrote); v2/v3 ids hash the model
+    body = data if isinstance(entry, LeaderboardEntryV1) else entry.model_dump(mode="json", by_alias=True)
+    expected = f"{entry.model}-{entry_digest(body)[:12]}"
     if entry.entry_id != expected:
         raise SubmissionError(f"{label}: its content does not match its entry id {entry.entry_id!r} (expected "
                               f"{expected!r}): edited by hand after submission?")
+    if isinstance(entry, LeaderboardEntryV1):
+        if recheck:
+            raise SubmissionError(f"{label}: rule 'evidence': schema {entry.schema_id} entries carry no evidence, so "
+                                  f"their numbers cannot be re-checked; submit the run again ({ENTRY_SCHEMA})")
+        return entry  # type: ignore[return-value]  # read-only: the archive's entries
     if not recheck:
         return entry
     files = evidence.load(path.parent.parent, entry.evidence.sha256, label)
