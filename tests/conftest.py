@@ -52,6 +52,27 @@ def tiny_protocol_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_collapse_board(tmp_path_factory):
+    """One real run of tests/data/tiny_collapse.yaml on the full published test set (the leaderboard's rule; the
+    main matrix and both generations of every mode, two seeds; about a minute) submitted to a board:
+    ``(run folder, results, entry file)``. Shared by the leaderboard tests that need a collapse curve (entry,
+    migration, page); a test that changes a file works on a copy."""
+    import yaml
+
+    from regurg_bench.leaderboard.submit import submit
+    from regurg_bench.protocol.config import load_protocol_config
+    from regurg_bench.protocol.run import run_protocol
+
+    tmp = tmp_path_factory.mktemp("collapse-board")
+    cfg = yaml.safe_load((Path(__file__).parent / "data" / "tiny_collapse.yaml").read_text(encoding="utf-8"))
+    cfg["eval"].update(limit=None, batch_size=64)
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    out = tmp / "run"
+    results = run_protocol(load_protocol_config(tmp / "cfg.yaml"), out, say=lambda _msg: None)
+    return out, results, submit(out, "demo", tmp / "boards", "collapse-tiny")
+
+
+@pytest.fixture(scope="session")
 def needs_vllm() -> None:
     """Skip unless vLLM imports; under REGURG_BENCH_REQUIRE_VLLM=1 (CI, in the environment of
     scripts/setup_vllm.sh) a missing vLLM fails instead. A fixture rather than a module-level

@@ -254,7 +254,7 @@ class EntryCollapse(_Strict):
     scores: dict[Name, dict[Name, dict[Metric, Score]]] = Field(min_length=1)
     #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0, with its interval
     degradation: dict[Name, dict[CollapseMode, dict[Name, dict[Metric, Effect]]]] = Field(min_length=1)
-    claims: list[CurveClaim | TailClaim] = []
+    claims: list[Annotated[CurveClaim | TailClaim, Field(discriminator="claim")]] = []
 
     @model_validator(mode="after")
     def _whole_curve(self) -> EntryCollapse:
