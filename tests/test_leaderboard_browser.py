@@ -205,3 +205,78 @@ def test_clicking_a_header_sorts_numerically_and_toggles(site, browser):
     assert [t for _, _, t in _column(browser, table, "model")] == sorted(REAL_BLEU)
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
+
+
+# ------------------------------------------------------------------------------ collapse curve
+@pytest.fixture(scope="module")
+def curve_site(tiny_collapse_board, tmp_path_factory) -> Iterator[tuple[str, LeaderboardEntry, LeaderboardEntry]]:
+    """A board holding a submitted collapse run (a v3 entry with its evidence) and a plain made-up entry,
+    rendered by `build` and served over HTTP on loopback."""
+    from regurg_bench.leaderboard.submit import read_entry
+
+    _, _, path = tiny_collapse_board
+    folder = tmp_path_factory.mktemp("curve-board") / "demo"
+    shutil.copytree(path.parent.parent, folder)
+    curve = read_entry(folder / "entries" / path.name, "demo")  # re-checked from its evidence
+    plain = make_entry("plain", 1.5)
+    write_file(folder / "entries" / f"{plain.entry_id}.json", plain.to_json())
+    build(folder, "demo", [curve, plain])
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", curve, plain
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_collapse_curve_shows_for_the_entry_that_has_one(curve_site, browser):
+    from selenium.webdriver.common.by import By
+
+    url, curve, plain = curve_site
+    browser.get(url)
+    figures = browser.find_elements(By.CSS_SELECTOR, "figure.curve")
+    assert [f.get_attribute("data-entry-id") for f in figures] == [curve.entry_id]  # none for the plain entry
+    assert not browser.find_elements(By.ID, f"curve-{plain.entry_id}")
+    figure = figures[0]
+    assert figure.is_displayed() and figure.size["width"] > 300 and figure.size["height"] > 150
+    c = curve.collapse
+    task = curve.tasks[0]
+    panels = figure.find_elements(By.CSS_SELECTOR, "svg.curve-panel")
+    assert sorted(p.get_attribute("data-metric") for p in panels) == sorted(curve.metrics)
+    for panel in panels:
+        assert panel.is_displayed() and panel.size["width"] > 100
+        metric = panel.get_attribute("data-metric")
+        shown = {(d.get_attribute("data-mode"), d.get_attribute("data-generation")): d
+                 for d in panel.find_elements(By.CSS_SELECTOR, "circle.dk")}
+        expected = {(m, k): e for m, gens in c.degradation[task].items() for k, per in gens.items()
+                    if (e := per[metric]).estimate is not None}
+        assert set(shown) == set(expected) and len(shown) == len(c.modes) * c.generations
+        for key, e in expected.items():  # the exact D_k and interval, and a visible point
+            assert float(shown[key].get_attribute("data-estimate")) == e.estimate
+            assert shown[key].get_attribute("data-ci-low") == repr(e.ci_low)
+            assert shown[key].get_attribute("data-ci-high") == repr(e.ci_high)
+            box = browser.execute_script("var b = arguments[0].getBoundingClientRect(); return [b.width, b.height];",
+                                         shown[key])
+            assert min(box) > 0
+        assert len(panel.find_elements(By.CSS_SELECTOR, "line.ci")) == len(expected)
+    rows = figure.find_elements(By.CSS_SELECTOR, "table.claims tbody tr")
+    assert [(r.get_attribute("data-claim"), r.get_attribute("data-mode")) for r in rows] == \
+        [(cl.claim, cl.mode) for cl in c.claims]
+    for row, cl in zip(rows, c.claims, strict=True):
+        verdict = row.find_elements(By.TAG_NAME, "td")[2].text
+        assert (cl.verdict if cl.claim == "collapse_tail" else next(iter(cl.per_metric.values())).verdict) in verdict
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def test_a_board_without_curves_has_no_collapse_section(site, browser):
+    url, _ = site
+    browser.get(url)
+    assert browser.execute_script("return document.querySelectorAll('figure.curve, #collapse').length") == 0
