@@ -1,7 +1,8 @@
 """Leaderboards of protocol runs: checked submissions, static pages.
 
-- :mod:`.schema`: the entry (``regurg-bench/leaderboard-entry/v2``), the part of ``results.json`` read,
-  names, size limits, :class:`~.schema.SubmissionError`;
+- :mod:`.schema`: the entry (``regurg-bench/leaderboard-entry/v2``; ``/v3`` with a collapse curve; v1 read
+  only), the part of ``results.json`` read, names, size limits, :class:`~.schema.SubmissionError`;
+- :mod:`.curve`: an entry's collapse curve from a run's ``collapse`` section, and its inline SVG on the page;
 - :mod:`.safe_io`: bounded, strict JSON reading and paths that stay inside the run folder;
 - :mod:`.provenance`: known task versions, published test sets, metric signatures;
 - :mod:`.evidence`: the files an entry is computed from, gzipped and content-addressed beside the board;
@@ -9,7 +10,8 @@
 - :mod:`.verify`: every claimed number recomputed from the logged lm-eval samples;
 - :mod:`.submit`: ``submit`` (run folder -> entry file) and ``validate_leaderboard``;
 - :mod:`.render`: README.md, index.html (sortable, self-contained) and scores.png;
-- :mod:`.commands`: ``regurg-bench submit`` and ``regurg-bench leaderboard build|validate``.
+- :mod:`.migrate`: ``leaderboard migrate`` (entries to the newest schema where that changes anything);
+- :mod:`.commands`: ``regurg-bench submit`` and ``regurg-bench leaderboard build|validate|migrate|ci``.
 
 Nothing is imported here: the CLI imports :mod:`.commands` at start-up and keeps it light.
 """

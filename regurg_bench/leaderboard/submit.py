@@ -221,6 +221,11 @@ def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | 
     return None if a == b else (path or "(entry)", a, b)
 
 
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _typed_entry(data: dict[str, Any], label: str) -> LeaderboardEntry | LeaderboardEntryV1:
     """``data`` validated against its own schema version's model (v1, or v2/v3)."""
     model = LeaderboardEntryV1 if data.get("schema") in OLD_ENTRY_SCHEMAS else LeaderboardEntry
@@ -269,8 +274,8 @@ def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> Leaderboar
     diff = _first_difference(stored, again)
     if diff:
         field, claimed, recomputed = diff
-        raise SubmissionError(f"{label}: rule 'evidence': field '{field}' is {claimed!r}, but recomputed from its "
-                              f"evidence it is {recomputed!r}")
+        raise SubmissionError(f"{label}: rule 'evidence': field '{field}' is {_short(claimed)}, but recomputed from "
+                              f"its evidence it is {_short(recomputed)}")
     return entry
 
 
