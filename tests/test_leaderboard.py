@@ -159,7 +159,10 @@ def test_entry_has_no_timestamp_and_is_reproducible(run):
     first, second = make_entry(run, "demo", "m"), make_entry(run, "demo", "m")
     assert first.to_json() == second.to_json()
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", first.to_json())
-    assert set(json.loads(first.to_json())) == set(LeaderboardEntry.model_fields) - {"schema_id"} | {"schema"}
+    # every field but the collapse curve, which only a v3 entry (a run with a collapse section) has
+    assert set(json.loads(first.to_json())) == set(LeaderboardEntry.model_fields) - {"schema_id", "collapse"} | {
+        "schema"}
+    assert first.schema_id == ENTRY_SCHEMA == "regurg-bench/leaderboard-entry/v2"
 
 
 def test_committed_entries_keep_their_bytes_and_ids_without_fingerprints():
