@@ -18,6 +18,7 @@ from regurg_bench.cli import app
 from regurg_bench.leaderboard import evidence, verifications
 from regurg_bench.leaderboard.migrate import migrate_leaderboard
 from regurg_bench.leaderboard.render import build
+from regurg_bench.leaderboard.rerun import load_entry
 from regurg_bench.leaderboard.safe_io import write_file
 from regurg_bench.leaderboard.schema import (
     CURVE_ENTRY_SCHEMA,
@@ -220,6 +221,11 @@ def test_v1_entries_are_read_under_their_own_schema_but_never_re_checked(tmp_pat
             read_entry(edited, _board_of(path), recheck=False)
         with pytest.raises(SubmissionError, match="rule 'evidence': schema regurg-bench/leaderboard-entry/v1"):
             read_entry(path, _board_of(path))
+        board = tmp_path / _board_of(path) / "entries"
+        board.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, board / path.name)
+        with pytest.raises(SubmissionError, match="entries carry no evidence .*nothing to re-run"):
+            load_entry(board / path.name)  # `verify --entry`
 
 
 # ---------------------------------------------------------------------------------- migration
