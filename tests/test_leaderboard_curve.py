@@ -101,8 +101,11 @@ def test_collapse_run_gives_a_v3_entry_carrying_the_curve(tiny_collapse_board):
     assert len(curve["claims"]) == len(c["claims"]) == 8
     for mine, theirs in zip(curve["claims"], c["claims"], strict=True):
         assert (mine["claim"], mine["mode"], mine["text"]) == (theirs["claim"], theirs["mode"], theirs["text"])
-        if theirs["claim"] == "collapse_tail":
+        if theirs["claim"] == "collapse_tail":  # its verdict, seed by seed, and its interval per generation
             assert (mine["verdict"], mine["per_seed_verdicts"]) == (theirs["verdict"], theirs["per_seed_verdicts"])
+            assert mine["per_generation"] == [{k: g[k] for k in ("generation", "estimate", "ci_low", "ci_high")}
+                                              for g in theirs["per_generation"]]
+            assert [g["generation"] for g in mine["per_generation"]] == [1, 2]
             continue
         for metric, e in theirs["per_metric"].items():
             got = mine["per_metric"][metric]
