@@ -136,3 +136,28 @@ def test_no_new_import_cycles():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: the longest a function or method may be, ``def`` line to last line (decorators not counted)
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(path: Path, root: Path = PACKAGE.parent, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``file:line:function (N lines)`` for every function or method in ``path`` longer than ``limit`` lines
+    (``file`` relative to ``root``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{path.relative_to(root).as_posix()}:{node.lineno}:{node.name} ({length} lines)"
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if (length := node.end_lineno - node.lineno + 1) > limit]
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function fits on a screen: split a longer one into named steps with one job each."""
+    too_long = [hit for path in sorted(PACKAGE.rglob("*.py")) for hit in long_functions(path)]
+    assert not too_long, too_long
+
+
+def test_the_length_check_sees_a_long_method(tmp_path):
+    sample = tmp_path / "probe.py"
+    sample.write_text("class A:\n    def f(self):\n" + "        x = 1\n" * 80 + "\ndef g():\n" + "    x = 1\n" * 79)
+    assert long_functions(sample, root=tmp_path) == ["probe.py:2:f (81 lines)"]
