@@ -119,8 +119,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 #: import cycles that still exist, to be removed (issue "One shape for every run"); a new cycle fails the test,
 #: and so does a listed one that is gone (then delete it here)
 KNOWN_CYCLES = [
-    ["regurg_bench.models.base_models", "regurg_bench.training", "regurg_bench.training.config",
-     "regurg_bench.training.lora", "regurg_bench.training.trainer"],
     ["regurg_bench.protocol.config", "regurg_bench.protocol.mitigations", "regurg_bench.protocol.mitigations.detector",
      "regurg_bench.protocol.mitigations.multigen", "regurg_bench.protocol.mitigations.quality",
      "regurg_bench.protocol.mitigations.unlearning", "regurg_bench.protocol.plan", "regurg_bench.protocol.steps"],
