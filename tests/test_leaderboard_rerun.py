@@ -56,10 +56,15 @@ def _nudge(condition: str, seed: int, rows: list[dict]) -> list[dict]:
 
 
 def _fabricate(condition: str, seed: int, rows: list[dict]) -> list[dict]:
-    """Made-up outputs under every plausibility threshold: 1.5 % of each student's hypotheses are the reference
-    (near-copy flags from 2 %), every condition alike (nothing above REAL)."""
-    for r in sorted(rows, key=lambda r: r["doc_id"])[: round(0.015 * len(rows))]:
-        r["filtered_resps"] = [r["target"]]
+    """Made-up outputs that no plausibility rule catches: half of each student's hypotheses (another half per
+    seed) become the first third of their reference's words. No sentence comes near its reference (sentence
+    chrF stays far under the near-copy line of 60), there is no exact copy, every condition gains alike (nothing
+    above REAL) and seeds still differ; but every score rises by far more than the seed noise of an untrained
+    model, on any machine."""
+    for r in rows:
+        words = r["target"].split()
+        if (r["doc_id"] + seed) % 2 == 0 and len(words) >= 6:
+            r["filtered_resps"] = [" ".join(words[: len(words) // 3])]
     return rows
 
 
@@ -113,6 +118,8 @@ def test_verify_entry_within_noise_and_failed(tiny_run, tmp_path):
     failure = line["failures"][0]
     assert failure["task"] == "regurg_mt_en-es" and failure["metric"] in ("bleu", "chrf", "ter")
     assert abs(failure["difference"]) > failure["tolerance"]["value"]
+    chrf = [s for s in line["scores"][failure["student"]] if s["metric"] == "chrf"][0]
+    assert chrf["difference"] < -3 * chrf["tolerance"]["value"], chrf  # far out, not a machine's luck
     record = verifications.read(root / "demo", path.stem).records[-1]
     assert record.by == "someone" and record.outcome == "failed" and record.failures
 

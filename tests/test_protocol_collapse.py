@@ -179,6 +179,68 @@ def test_scores_and_d_k_are_recomputed_from_the_logged_samples(tiny_run):
     assert c["diagnostics"]["token_budget"] > 0
 
 
+def test_collapse_generations_are_steps_listed_by_the_dry_run_and_the_eta(tiny_run, tmp_path):
+    """The dry run lists every collapse step in the order the run executed them; the progress bar's work items
+    name each of them; generation 0 is the main matrix's REAL student (trained and evaluated once)."""
+    from regurg_bench.protocol.estimate import plan_work
+    from regurg_bench.protocol.plan import planned_conditions
+
+    cfg, _, results, messages = tiny_run
+    plan = run_protocol(cfg, tmp_path / "dry", dry_run=True, say=lambda _m: None)
+    assert plan["steps"] == results["steps"]
+    collapse = [n for n in plan["steps"] if n.startswith("collapse:")]
+    # per seed: gen1's targets once (shared), then per generation and mode its targets (k >= 2), data,
+    # training and evaluation: 2 seeds x (1 + 2 x 3 x 3 + 3) steps
+    assert len(collapse) == 2 * (1 + 2 * 3 * 3 + 3)
+    assert collapse[:5] == ["collapse:targets:gen1-s0", "collapse:data:replace_gen1-s0",
+                            "collapse:train:replace_gen1-s0", "collapse:eval:replace_gen1-s0",
+                            "collapse:data:accumulate_gen1-s0"]
+    items = {(it.stage, it.name) for it in plan_work(cfg, planned_conditions(cfg)) if it.stage.startswith("collapse")}
+    stages = {"targets": "collapse_generate", "train": "collapse_train", "eval": "collapse_eval"}
+    assert items == {(stages[n.split(":")[1]], n.split(":")[2]) for n in collapse if n.split(":")[1] in stages}
+    c = results["collapse"]
+    for seed in cfg.seeds:
+        assert c["students"][f"gen0-s{seed}"]["model_id"] == results["students"][f"real-s{seed}"]["model_id"]
+    assert not any("gen0" in p.name for p in (tiny_run[1] / "collapse" / "students").iterdir())
+    assert sum(m.startswith("[collapse train") for m in messages) == 2 * 2 * 3
+
+
+def test_tail_claim_has_an_interval_at_every_generation(tiny_run):
+    cfg, _, results, _ = tiny_run
+    tails = [cl for cl in results["collapse"]["claims"] if cl["claim"] == "collapse_tail"]
+    assert [cl["mode"] for cl in tails] == list(MODES)
+    for cl in tails:
+        assert [g["generation"] for g in cl["per_generation"]] == [1, 2]
+        for g in cl["per_generation"]:
+            assert g["ci_low"] <= g["estimate"] <= g["ci_high"]
+            assert g["estimate"] == pytest.approx(g["head_kept"] - g["tail_kept"])
+        lows = [g["ci_low"] for g in cl["per_generation"]]
+        highs = [g["ci_high"] for g in cl["per_generation"]]
+        expected = ("holds" if min(lows) > 0 else "contradicted" if max(highs) < 0 else "inconclusive")
+        assert cl["verdict"] == expected and len(cl["per_seed_verdicts"]) == len(cfg.seeds)
+
+
+def test_ray_runs_the_chains_and_gives_the_local_curves(tiny_run, tmp_path):
+    """A real local Ray cluster (2 CPUs): every collapse step a Ray task, independent chains side by side."""
+    import ray
+
+    cfg, clean_out, _, _ = tiny_run
+    try:
+        results = run_protocol(cfg, tmp_path / "ray", say=lambda _m: None, executor="ray", num_cpus=2)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    local = json.loads((clean_out / "results.json").read_text(encoding="utf-8"))["collapse"]
+    assert _strip(json.loads(json.dumps(results["collapse"]))) == _strip(local)
+
+
+def _strip(section: dict) -> dict:
+    """The section without what names a run's own files (lm-eval names its samples files by the model path
+    and a timestamp)."""
+    students = {n: {k: v for k, v in s.items() if k != "samples"} for n, s in section["students"].items()}
+    return {k: v for k, v in section.items()} | {"students": students}
+
+
 def test_report_plots_and_leaderboard_schema(tiny_run):
     from regurg_bench.leaderboard.schema import RunResults
 
@@ -222,11 +284,7 @@ def test_kill_9_mid_collapse_then_rerun_gives_identical_curves(tiny_run, tmp_pat
     resumed = run_protocol(load_protocol_config(cfg_path), out, say=said.append)["collapse"]
     assert any("cached" in m for m in said if m.startswith("[collapse train"))
 
-    def strip(section: dict) -> dict:  # lm-eval names its samples files by the model path and a timestamp
-        students = {n: {k: v for k, v in s.items() if k != "samples"} for n, s in section["students"].items()}
-        return {k: v for k, v in section.items()} | {"students": students}
-
-    assert strip(json.loads(json.dumps(resumed))) == strip(clean)
+    assert _strip(json.loads(json.dumps(resumed))) == _strip(clean)
     task = next(iter(clean["scores"]))
     for name, s in clean["students"].items():  # the logged samples themselves are byte-identical
         assert (out / resumed["students"][name]["samples"][task]).read_bytes() == \

@@ -218,7 +218,35 @@ def plan_work(cfg, conditions: list[str], n_test: int = 1004) -> list[WorkItem]:
         for cond in conditions:
             items.append(WorkItem("eval", f"{cond}-s{seed}", generate_tokens=limit * (PROMPT_TOKENS + TARGET_TOKENS),
                                   parameters=params, fixed_s=4.0))
+    if cfg.collapse is not None:
+        items += collapse_work(cfg, params, limit)
     items.append(WorkItem("score", "score and report", fixed_s=0.004 * len(conditions) * len(cfg.seeds) * limit))
+    return items
+
+
+def collapse_work(cfg, params: float, limit: int) -> list[WorkItem]:
+    """The collapse study's steps (:mod:`~regurg_bench.protocol.collapse_steps`), named as the run names them:
+    each generation decodes the training sources (up to ``max_new_tokens`` each), trains on replace (the real
+    split's size), accumulate (k + 1 times it) or accumulate_equal (its size), and is evaluated."""
+    from regurg_bench.protocol.collapse_steps import chain_order, condition, targets_name
+
+    c, t = cfg.collapse, cfg.train
+    size, bs = cfg.build.size or 3000, t.get("batch_size", 32)
+    items: list[WorkItem] = []
+    decoded: set[str] = set()
+    for seed, k, mode in chain_order(cfg):
+        name = targets_name(mode, k, seed)
+        if name not in decoded:
+            decoded.add(name)
+            items.append(WorkItem("collapse_generate", name, parameters=params,
+                                  generate_tokens=size * (PROMPT_TOKENS + min(TARGET_TOKENS, c.max_new_tokens))))
+        pairs = size * (k + 1) if mode == "accumulate" else size
+        steps = t.get("max_steps") or max(1, round(t.get("epochs", 1.0) * -(-pairs // bs)))
+        student = f"{condition(mode, k)}-s{seed}"
+        items.append(WorkItem("collapse_train", student, train_tokens=steps * bs * (PROMPT_TOKENS + TARGET_TOKENS),
+                              parameters=params, fixed_s=3.0))
+        items.append(WorkItem("collapse_eval", student, generate_tokens=limit * (PROMPT_TOKENS + TARGET_TOKENS),
+                              parameters=params, fixed_s=4.0))
     return items
 
 

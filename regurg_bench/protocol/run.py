@@ -57,10 +57,10 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         t = time.perf_counter()
         results = score_run(cfg, out, students, evals, tasks, derived, manifest, notes, diagnostics)
         run.timer["score"] = time.perf_counter() - t
-        if cfg.collapse is not None:  # degradation across generations: its own steps, see protocol/collapse.py
+        if cfg.collapse is not None:  # degradation across generations: its steps in protocol/collapse_steps.py
             from regurg_bench.protocol.collapse import run_collapse
 
-            results["collapse"] = run_collapse(cfg, out, tasks, say=run.say, timer=run)
+            results["collapse"] = run_collapse(cfg, out, tasks, run, students, evals)
         results["steps"] = run.executed + ["score", "report"]
         t = time.perf_counter()
         results["timings_s"] = {k: round(v, 2) for k, v in run.timer.items()}
@@ -115,15 +115,16 @@ class Runner:
 
     def _done(self, o: Outcome) -> None:
         self.timer[o.stage] = self.timer.get(o.stage, 0.0) + o.seconds
-        if o.stage in ("train", "eval"):
+        student = o.name.rsplit(":", 1)[-1]
+        if o.stage in ("train", "eval", "collapse_train", "collapse_eval"):
             self._counts[o.stage] = self._counts.get(o.stage, 0) + 1
-            student = o.name.split(":", 1)[1]
-            verb = "cached" if o.cached else ("trained" if o.stage == "train" else "evaluated")
-            self.say(f"[{o.stage} {self._counts[o.stage]}/{self._totals[o.stage]}] {student}: {verb} "
-                     f"({o.seconds:.1f} s)" + (f" -> {o.record['dir']}" if o.stage == "train" else ""))
-            self.progress.done_item(o.stage, student)
+            verb = "cached" if o.cached else ("trained" if o.stage.endswith("train") else "evaluated")
+            label = o.stage.replace("_", " ")
+            self.say(f"[{label} {self._counts[o.stage]}/{self._totals[o.stage]}] {student}: {verb} "
+                     f"({o.seconds:.1f} s)" + (f" -> {o.record['dir']}" if o.stage.endswith("train") else ""))
         elif o.message:
             self.say(o.message)
+        self.progress.done_item(o.stage, student)
 
     def data(self) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         """Diagnostics, then each mitigation's data (:meth:`mitigation_data`)."""
@@ -245,8 +246,13 @@ def planned_steps(cfg: ProtocolConfig) -> list[str]:
         late = {c for m in enabled_mitigations(cfg) if m.continues_student
                 for g in (cfg.mitigated_generators() if m.per_generator else [None]) for c in m.planned_conditions(cfg, g)}
         evals.sort(key=lambda name: name.rsplit("-s", 1)[0] in late)
+    collapse: list[str] = []
+    if cfg.collapse is not None:
+        from regurg_bench.protocol.collapse_steps import planned_collapse_steps
+
+        collapse = planned_collapse_steps(cfg)
     return (["build", "diagnose"] + [n for m in enabled_mitigations(cfg) for n in m.planned_data(cfg)]
-            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in evals] + ["score", "report"])
+            + [f"train:{s}" for s in students] + [f"eval:{s}" for s in evals] + collapse + ["score", "report"])
 
 
 def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, estimate: bool = True) -> dict[str, Any]:
@@ -271,6 +277,15 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, 
         f"({cfg.train.get('base_model', 'scratch:tiny')}, {method}, {budget} each): {', '.join(conds)}")
     say(f"4. evaluate each with {cfg.eval.backend} on {cfg.eval.tasks or 'regurg_mt_<src>-<tgt>'} "
         f"(limit {cfg.eval.limit}, max_gen_toks {cfg.eval.max_gen_toks})")
+    if cfg.collapse is not None:
+        c, n = cfg.collapse, sum(s.startswith("collapse:") for s in steps)
+        say(f"   then collapse ({n} steps; generation 0 = the REAL students; each chain after its own generation "
+            f"k-1, seeds {cfg.seeds}):")
+        for k in range(1, c.generations + 1):
+            conds = [f"{m}_gen{k}" for m in c.modes]
+            decode = "gen0 decodes the training sources once for every mode" if k == 1 else \
+                f"each mode's gen{k - 1} decodes the training sources"
+            say(f"   generation {k}: {decode}; then data, train, evaluate {', '.join(conds)}")
     say(f"5. score {cfg.scoring.metrics} ({cfg.scoring.resamples} paired bootstrap resamples) and "
         "write results.json, report.md, report.html and the plots")
     say(f"{len(steps)} steps; each student's training and evaluation asks the executor for "
