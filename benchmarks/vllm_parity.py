@@ -112,7 +112,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
-    from regurg_bench.models.base_models import resolve_model_spec
+    from regurg_bench.training.trainer import resolve_model_spec
 
     model = str(resolve_model_spec(args.model) or args.model)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {_device()}"

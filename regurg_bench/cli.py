@@ -228,8 +228,9 @@ def models_list() -> None:
 @models_app.command("path")
 def models_path(name: Annotated[str, typer.Argument(help="An embedded model name (see `models list`).")]) -> None:
     """Print the local checkpoint folder of an embedded model, fetching and converting it on first use."""
-    from regurg_bench.models.base_models import BASE_MODELS, base_model_path
+    from regurg_bench.models.base_models import BASE_MODELS
     from regurg_bench.models.registry_models import embedded_model_path
+    from regurg_bench.training.trainer import base_model_path
 
     try:
         print(base_model_path(name) if name in BASE_MODELS else embedded_model_path(name))

@@ -26,12 +26,32 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports, absolute names (relative imports resolved)."""
+def _type_only(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports that never run."""
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def _nodes(tree: ast.AST, runtime_only: bool) -> list[ast.AST]:
+    if not runtime_only:
+        return list(ast.walk(tree))
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo += [child for child in ast.iter_child_nodes(node) if not _type_only(child)]
+    return out
+
+
+def imported_modules(path: Path, runtime_only: bool = False) -> set[str]:
+    """Every module ``path`` imports, absolute names (relative imports resolved); ``runtime_only`` leaves out
+    the imports under ``if TYPE_CHECKING:`` (for annotations only: they never run)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = ".".join(("regurg_bench", *path.relative_to(PACKAGE).parent.parts))
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(tree, runtime_only):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -67,7 +87,9 @@ def test_the_checker_sees_function_level_imports(tmp_path):
 
 
 def _module_graph() -> dict[str, set[str]]:
-    """{module: the package's modules it imports} (a package's own ``__init__`` counts as the package)."""
+    """{module: the package's modules it imports when it runs} (a package's own ``__init__`` counts as the
+    package). Imports for annotations only (``if TYPE_CHECKING:``) are not edges: they never execute, so they
+    cannot form an import cycle, and an interface may name the types of the modules that use it."""
     mods = {}
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
@@ -75,7 +97,7 @@ def _module_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in mods.items():
         deps = set()
-        for module in imported_modules(path):
+        for module in imported_modules(path, runtime_only=True):
             while module and module not in mods:
                 module = module.rpartition(".")[0]
             if module and module not in (name, "regurg_bench"):
@@ -116,16 +138,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-#: import cycles that still exist, to be removed (issue "One shape for every run"); a new cycle fails the test,
-#: and so does a listed one that is gone (then delete it here)
-KNOWN_CYCLES = [
-    ["regurg_bench.evaluation.neural_task_yaml", "regurg_bench.evaluation.task_yaml"],
-    ["regurg_bench.models.base_models", "regurg_bench.training", "regurg_bench.training.config",
-     "regurg_bench.training.lora", "regurg_bench.training.trainer"],
-    ["regurg_bench.protocol.config", "regurg_bench.protocol.mitigations", "regurg_bench.protocol.mitigations.detector",
-     "regurg_bench.protocol.mitigations.multigen", "regurg_bench.protocol.mitigations.quality",
-     "regurg_bench.protocol.mitigations.unlearning", "regurg_bench.protocol.plan", "regurg_bench.protocol.steps"],
-]
+#: import cycles that still exist, to be removed; a new cycle fails the test, and so does a listed one that is
+#: gone (then delete it here)
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_new_import_cycles():
@@ -136,3 +151,40 @@ def test_no_new_import_cycles():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_type_only_imports_are_not_runtime_edges():
+    sample = PACKAGE / "scoring" / "_layering_probe.py"
+    sample.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from regurg_bench.protocol import plan\n"
+                      "def f():\n    from regurg_bench.hashing import sha\n")
+    try:
+        assert {m for m in imported_modules(sample, runtime_only=True) if m.startswith("regurg_bench")} == {
+            "regurg_bench.hashing", "regurg_bench.hashing.sha"}
+        assert "regurg_bench.protocol" in imported_modules(sample)  # the layering rules still see it
+    finally:
+        sample.unlink()
+
+
+#: the longest a function or method may be, ``def`` line to last line (decorators not counted)
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(path: Path, root: Path = PACKAGE.parent, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``file:line:function (N lines)`` for every function or method in ``path`` longer than ``limit`` lines
+    (``file`` relative to ``root``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{path.relative_to(root).as_posix()}:{node.lineno}:{node.name} ({length} lines)"
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if (length := node.end_lineno - node.lineno + 1) > limit]
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function fits on a screen: split a longer one into named steps with one job each."""
+    too_long = [hit for path in sorted(PACKAGE.rglob("*.py")) for hit in long_functions(path)]
+    assert not too_long, too_long
+
+
+def test_the_length_check_sees_a_long_method(tmp_path):
+    sample = tmp_path / "probe.py"
+    sample.write_text("class A:\n    def f(self):\n" + "        x = 1\n" * 80 + "\ndef g():\n" + "    x = 1\n" * 79)
+    assert long_functions(sample, root=tmp_path) == ["probe.py:2:f (81 lines)"]

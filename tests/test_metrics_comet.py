@@ -130,8 +130,8 @@ def test_bad_configuration_fails_loudly(checkpoints, monkeypatch, tmp_path):
 
 def test_generated_task_yaml_is_up_to_date():
     from regurg_bench._lm_eval_hook import task_config_dir
+    from regurg_bench.evaluation.generated_yaml import leftover_files
     from regurg_bench.evaluation.neural_task_yaml import FOLDER, render_all
-    from regurg_bench.evaluation.task_yaml import leftover_files
 
     folder = task_config_dir() / FOLDER
     for name, text in render_all().items():

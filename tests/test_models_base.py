@@ -10,7 +10,8 @@ import pytest
 
 from regurg_bench.corpora.bible import load_bible_pairs
 from regurg_bench.models import base_models
-from regurg_bench.models.base_models import BaseRecipe, build_base_model
+from regurg_bench.models.base_models import BaseRecipe
+from regurg_bench.training.trainer import base_model_path, build_base_model
 
 #: a recipe small enough for a test: the 0.2M-parameter preset, 3 steps of 8 pairs
 TINY = BaseRecipe(corpus="bible:en-es:dev", preset="test", max_steps=3, batch_size=8, lr=3e-3,
@@ -49,11 +50,11 @@ def registered_tiny(monkeypatch, tmp_path):
 
 def test_built_once_at_first_use_then_cached(registered_tiny):
     assert not base_models.is_built(registered_tiny)
-    path = base_models.base_model_path(registered_tiny, progress=False)
+    path = base_model_path(registered_tiny, progress=False)
     assert (path / "config.json").is_file() and base_models.is_built(registered_tiny)
     assert path.name == f"{registered_tiny}-{TINY.digest()[:12]}"
     stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert base_models.base_model_path(registered_tiny) == path  # no rebuild
+    assert base_model_path(registered_tiny) == path  # no rebuild
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(path.parent.glob(".*.part"))  # the work folder became the target
 

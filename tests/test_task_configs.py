@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from regurg_bench._lm_eval_hook import task_config_dir
-from regurg_bench.evaluation.task_yaml import HANDWRITTEN, leftover_files, render_all
+from regurg_bench.evaluation.generated_yaml import leftover_files
+from regurg_bench.evaluation.task_yaml import HANDWRITTEN, render_all
 from regurg_bench.evaluation.tasks import EMBEDDED_DIRECTIONS, task_name
 
 

@@ -95,7 +95,7 @@ class OpenAIGenerator(Generator):
     def _launched_checkpoint(self):
         from pathlib import Path
 
-        from regurg_bench.models.base_models import resolve_model_spec
+        from regurg_bench.training.trainer import resolve_model_spec
 
         spec = str(self.launch_vllm["checkpoint"])
         path = resolve_model_spec(spec)

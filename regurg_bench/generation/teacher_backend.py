@@ -42,7 +42,7 @@ class TeacherGenerator(Generator):
 
     def __init__(self, checkpoint: str | os.PathLike, *, backend: Literal["transformers", "vllm"] = "transformers",
                  **options: Any) -> None:
-        from regurg_bench.models.base_models import resolve_model_spec
+        from regurg_bench.training.trainer import resolve_model_spec
 
         # an embedded (base) model name resolves to its cached folder, built at first use
         path = Path(checkpoint) if Path(checkpoint).exists() else (resolve_model_spec(str(checkpoint)) or Path(checkpoint))

@@ -65,7 +65,7 @@ def _resolve_model(spec: str) -> str:
     from regurg_bench.models.registry_models import EMBEDDED_MODELS
 
     if spec in BASE_MODELS or spec in EMBEDDED_MODELS:
-        from regurg_bench.models.base_models import resolve_model_spec
+        from regurg_bench.training.trainer import resolve_model_spec
 
         return str(resolve_model_spec(spec))
     return spec

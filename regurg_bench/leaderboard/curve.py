@@ -52,8 +52,7 @@ def curve_part(section: RunCollapse | None, tasks: list[str]) -> dict[str, Any] 
         "generations": section.generations,
         "modes": list(section.modes),
         "seeds": list(section.seeds),
-        "scores": {t: {c: {m: {"score": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "per_seed": s.per_seed}
-                           for m, s in per.items()} for c, per in section.scores[t].items()}
+        "scores": {t: {c: {m: s.strict().model_dump() for m, s in per.items()} for c, per in section.scores[t].items()}
                    for t in tasks if t in section.scores},
         "degradation": {t: {mode: {k: {m: e.model_dump() for m, e in per.items()} for k, per in gens.items()}
                             for mode, gens in section.degradation[t].items()}

@@ -102,7 +102,15 @@ class _Strict(BaseModel):
 
 
 class Score(_Strict):
-    """A condition's corpus score (mean over seeds) with its bootstrap interval and the per-seed scores."""
+    """A condition's corpus score (mean over seeds) with its bootstrap interval and the per-seed scores.
+
+    One type, read in one of two validation modes. Strict, this class: a leaderboard entry's score, where an
+    unknown key is an error. Lenient, its subclass :class:`RunScore`: the same score as ``results.json``
+    records it, where keys this reader does not need are ignored. The lenient mode is a subclass rather than a
+    second model so that the fields and their bounds exist once (a run's score *is* a ``Score``, and
+    :meth:`RunScore.strict` is its entry form); the subclass changes ``extra`` only, and adds the one field a
+    run records and an entry does not.
+    """
 
     score: float
     ci_low: float
@@ -372,12 +380,16 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False, populate_by_name=True)
 
 
-class RunScore(_Lenient):
-    score: float
-    ci_low: float
-    ci_high: float
-    per_seed: list[float] = Field(min_length=1)
+class RunScore(Score):
+    """:class:`Score` in lenient mode (``results.json``): unknown keys ignored, as :class:`_Lenient`'s."""
+
+    model_config = _Lenient.model_config
+    #: lm-eval's own per-seed scores, which the verifier checks against the recomputed ones (a run's only)
     lm_eval_reported: list[float] | None = None
+
+    def strict(self) -> Score:
+        """The same score in strict mode, as an entry keeps it (without the run's ``lm_eval_reported``)."""
+        return Score.model_validate(self.model_dump(include=set(Score.model_fields)))
 
 
 class RunStudent(_Lenient):

@@ -146,8 +146,8 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         "metrics": metrics,
         "scoring": res.scoring.model_dump(),
         "conditions": {c: info.model_dump(exclude={"size"}) for c, info in res.conditions.items()},
-        "scores": {t: {c: {m: {"score": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "per_seed": s.per_seed}
-                           for m, s in per.items()} for c, per in res.scores[t].items()} for t in tasks},
+        "scores": {t: {c: {m: s.strict().model_dump() for m, s in per.items()} for c, per in res.scores[t].items()}
+                   for t in tasks},
         "degradation": {t: {c: {m: e.model_dump() for m, e in per.items()}
                             for c, per in res.degradation.get(t, {}).items()} for t in tasks},
         "recovery": {t: {c: {b: {m: e.model_dump() for m, e in per.items()} for b, per in bases.items()}

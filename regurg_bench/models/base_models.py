@@ -12,6 +12,10 @@ one. The build is deterministic (same recipe and torch build -> the same weights
 trainer is deterministic at a fixed thread count, and the recipe pins it) and atomic: it trains into a
 temporary folder beside the target under an exclusive lock, writes the card (recipe, fingerprints of
 the weights and tokenizer, the training card) last, then ``os.replace``-s the folder into place.
+
+This module is the registry (recipes, where a build lives, its card). The build itself trains, so it lives
+with the trainer (:func:`regurg_bench.training.trainer.base_model_path`), which resolves a recipe name to a
+checkpoint: the trainer reads this registry, and this registry imports nothing of the trainer.
 """
 
 from __future__ import annotations
@@ -19,13 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from regurg_bench.assets import cache_dir, file_lock, sha256_file
+from regurg_bench.assets import cache_dir, sha256_file
 
 CARD_NAME = "regurg_bench_base_model.json"
 #: Bump when the way a recipe becomes a checkpoint changes (a new folder name follows).
@@ -104,59 +106,27 @@ def is_built(name: str) -> bool:
     return card is not None and card.get("recipe_digest") == get_base_recipe(name).digest()
 
 
-def build_base_model(recipe: BaseRecipe, out: Path, *, progress: bool = False) -> dict[str, Any]:
-    """Train ``recipe`` into ``out`` (an empty or new folder) and write its card last; return the card."""
-    from regurg_bench.training import TrainConfig, train
+def recipe_training_settings(recipe: BaseRecipe) -> dict[str, Any]:
+    """The trainer settings (``TrainConfig`` fields, less ``out`` and ``progress``) that build ``recipe``."""
+    return {"split": recipe.corpus, "base_model": f"scratch:{recipe.preset}", "max_steps": recipe.max_steps,
+            "batch_size": recipe.batch_size, "lr": recipe.lr, "seed": recipe.seed, "num_threads": recipe.num_threads,
+            "precision": recipe.precision, "checkpoint_every": 100, "log_every": 50}
 
-    train(TrainConfig(split=recipe.corpus, out=str(out), base_model=f"scratch:{recipe.preset}",
-                      max_steps=recipe.max_steps, batch_size=recipe.batch_size, lr=recipe.lr, seed=recipe.seed,
-                      num_threads=recipe.num_threads, precision=recipe.precision, checkpoint_every=100,
-                      progress=progress, log_every=50))
-    training = json.loads((out / "training_card.json").read_text(encoding="utf-8"))
+
+def write_base_card(recipe: BaseRecipe, folder: Path) -> dict[str, Any]:
+    """Write the card of ``recipe`` trained into ``folder`` (recipe, fingerprints, the training card's numbers),
+    atomically and last: a folder with a card is a complete base model. Returns the card."""
+    training = json.loads((folder / "training_card.json").read_text(encoding="utf-8"))
     card = {"recipe": recipe.to_dict(), "recipe_digest": recipe.digest(),
-            "fingerprint": _weights_fingerprint(out),
+            "fingerprint": _weights_fingerprint(folder),
             "parameters": training["parameters"], "tokens": training["tokens"],
             "final_loss": training["final_loss"], "wall_time_s": training["wall_time_s"],
             "split_fingerprint": training["split"]["fingerprint"], "pairs": training["split"]["pairs"]}
-    tmp = out / f".{CARD_NAME}.tmp"
+    tmp = folder / f".{CARD_NAME}.tmp"
     tmp.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out / CARD_NAME)
+    os.replace(tmp, folder / CARD_NAME)
     return card
 
 
-def base_model_path(name: str, *, progress: bool = True) -> Path:
-    """A folder with the HF checkpoint of base model ``name``, built once (deterministically) at first use.
-
-    A killed build resumes: training checkpoints live in a work folder beside the target that the
-    next call continues from; the target appears only complete, with its card."""
-    recipe = get_base_recipe(name)
-    target = base_model_dir(name)
-    if is_built(name):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / f".{target.name}.lock"):
-        if is_built(name):
-            return target
-        work = target.parent / f".{target.name}.part"  # stable name: the trainer resumes inside it
-        print(f"regurg-bench: building base model {name} once ({recipe.max_steps} steps of "
-              f"scratch:{recipe.preset} on {recipe.corpus}) -> {target}", file=sys.stderr, flush=True)
-        build_base_model(recipe, work, progress=progress)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
-    return target
-
-
-def resolve_model_spec(spec: str) -> Path | None:
-    """A local folder for ``spec`` when it names a base model, an embedded model or an existing folder."""
-    if spec in BASE_MODELS:
-        return base_model_path(spec)
-    from regurg_bench.models.registry_models import EMBEDDED_MODELS, embedded_model_path
-
-    if spec in EMBEDDED_MODELS:
-        return embedded_model_path(spec)
-    return Path(spec) if Path(spec).exists() else None
-
-
-__all__ = ["BASE_MODELS", "BaseRecipe", "base_model_card", "base_model_dir", "base_model_names",
-           "base_model_path", "build_base_model", "get_base_recipe", "is_built", "resolve_model_spec"]
+__all__ = ["BASE_MODELS", "BaseRecipe", "base_model_card", "base_model_dir", "base_model_names", "get_base_recipe",
+           "is_built", "recipe_training_settings", "write_base_card"]

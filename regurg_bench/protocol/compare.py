@@ -424,10 +424,8 @@ def render(result: dict[str, Any], console: Any = None) -> None:
     """The compact terminal view: scores per condition (A -> B and the difference in interval half-widths,
     ! when outside the tolerance), identical outputs, verdicts, the first divergence, and the exit status."""
     from rich.console import Console
-    from rich.table import Table
 
     from regurg_bench.console import plain
-    from regurg_bench.metric_table import metric_label
 
     console = console or Console()
     for w in result["warnings"]:
@@ -436,6 +434,40 @@ def render(result: dict[str, Any], console: Any = None) -> None:
         d = result[side]
         console.print(plain(f"{side.upper()}: {d['path']} ({d['kind']}, {str(d['config_hash'])[:19]}…)"
                             + ("" if d["outputs"] else ", no outputs")))
+    console.print(_score_table(result))
+    if result["verdicts"] is not None:
+        console.print(_verdict_table(result))
+    for line in _divergence_lines(result["divergence"]):
+        console.print(plain(line))
+    for n in result["notes"][:8]:
+        console.print(plain(f"note: {n}"), style="dim")
+    if len(result["notes"]) > 8:
+        console.print(plain(f"note: ... {len(result['notes']) - 8} more in --json"), style="dim")
+    s = result["summary"]
+    console.print(plain(f"{s['scores_within_noise']}/{s['scores']} scores within the seed-noise tolerance"
+                        + (f" ({s['scores_without_tolerance']} without a tolerance: no seed spread)"
+                           if s["scores_without_tolerance"] else "")
+                        + f"; {s['verdicts_agree']}/{s['verdicts']} verdicts agree; {s['robust_disagreements']} "
+                        f"robust verdict(s) contradicted -> exit {result['exit_code']}"),
+                  style="bold red" if result["exit_code"] else None)
+
+
+def _score_cell(r: dict[str, Any]) -> str:
+    """``A→B +d`` (d: B−A in interval half-widths, ! outside the tolerance), or which side lacks the score."""
+    if "difference" not in r:
+        return f"only in {'B' if r['missing_in'] == 'a' else 'A'}"
+    hw = r["difference_in_half_widths"]
+    return (f"{_fmt(r['a'])}→{_fmt(r['b'])} {'n/a' if hw is None else f'{hw:+.1f}'}"
+            + ("!" if r["within_noise"] is False else ""))
+
+
+def _score_table(result: dict[str, Any]) -> Any:
+    """One row per (task,) condition: each metric's score cell and the share of identical outputs."""
+    from rich.table import Table
+
+    from regurg_bench.console import plain
+    from regurg_bench.metric_table import metric_label
+
     several = len(result["tasks"]) > 1
     outputs = result["identical_outputs"] or {}
     table = Table(title="scores A→B, then B−A in interval half-widths (! outside the seed-noise tolerance)",
@@ -448,56 +480,50 @@ def render(result: dict[str, Any], console: Any = None) -> None:
     table.add_column("same out", justify="right", no_wrap=True)
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for r in result["scores"]:
-        if "difference" not in r:
-            text = f"only in {'B' if r['missing_in'] == 'a' else 'A'}"
-        else:
-            hw = r["difference_in_half_widths"]
-            text = (f"{_fmt(r['a'])}→{_fmt(r['b'])} {'n/a' if hw is None else f'{hw:+.1f}'}"
-                    + ("!" if r["within_noise"] is False else ""))
-        cells.setdefault((r["task"], r["condition"]), {})[r["metric"]] = text
+        cells.setdefault((r["task"], r["condition"]), {})[r["metric"]] = _score_cell(r)
     for (task, cond), per in cells.items():
         share = outputs.get(task, {}).get(cond)
         row = ([plain(task)] if several else []) + [plain(cond)] + [plain(per.get(m, "")) for m in result["metrics"]]
         row.append(plain("n/a" if share is None else f"{share['share']:.0%}"))
         table.add_row(*row)
-    console.print(table)
-    if result["verdicts"] is not None:
-        vt = Table(title="verdicts A vs B (* robust; ✗ a robust verdict the other run contradicts)",
-                   title_justify="left")
-        vt.add_column("claim", overflow="fold")
-        vt.add_column("condition", overflow="fold")
-        for m in result["metrics"]:
-            vt.add_column(metric_label(m), no_wrap=True)
-        rows: dict[tuple, dict[str, str]] = {}
-        for v in result["verdicts"]:
-            rows.setdefault((v["claim"], v["task"], v["condition"]), {})[v["metric"]] = _verdict_cell(v)
-        for (claim, task, cond), per in rows.items():
-            vt.add_row(plain(claim), plain(f"{cond}" + (f" ({task})" if several else "")),
-                       *[plain(per.get(m, "")) for m in result["metrics"]])
-        console.print(vt)
-    div = result["divergence"]
+    return table
+
+
+def _verdict_table(result: dict[str, Any]) -> Any:
+    """One row per claim and condition: each metric's verdicts A vs B."""
+    from rich.table import Table
+
+    from regurg_bench.console import plain
+    from regurg_bench.metric_table import metric_label
+
+    several = len(result["tasks"]) > 1
+    vt = Table(title="verdicts A vs B (* robust; ✗ a robust verdict the other run contradicts)",
+               title_justify="left")
+    vt.add_column("claim", overflow="fold")
+    vt.add_column("condition", overflow="fold")
+    for m in result["metrics"]:
+        vt.add_column(metric_label(m), no_wrap=True)
+    rows: dict[tuple, dict[str, str]] = {}
+    for v in result["verdicts"]:
+        rows.setdefault((v["claim"], v["task"], v["condition"]), {})[v["metric"]] = _verdict_cell(v)
+    for (claim, task, cond), per in rows.items():
+        vt.add_row(plain(claim), plain(f"{cond}" + (f" ({task})" if several else "")),
+                   *[plain(per.get(m, "")) for m in result["metrics"]])
+    return vt
+
+
+def _divergence_lines(div: dict[str, Any]) -> list[str]:
+    """Each fingerprinted stage's agreement, then the first stage where the runs diverged."""
     parts = []
     for s in div["stages"]:
         text = s["status"] if s["status"] != "differ" else f"{len(s['differing'])}/{s['compared']} differ"
         parts.append(f"{s['stage']}: {text}" + (" (none: scratch students)" if s["detail"].startswith("no shared")
                                                  else ""))
-    console.print(plain("fingerprints: " + "; ".join(parts)))
-    if div["first"]:
-        stage = next(s for s in div["stages"] if s["stage"] == div["first"])
-        shown = ", ".join(stage["differing"][:6]) + (" ..." if len(stage["differing"]) > 6 else "")
-        console.print(plain(f"first divergence: {div['first']} ({shown})"
-                            + (f"; not recorded before it: {', '.join(div['not_recorded_before_first'])}"
-                               if div["not_recorded_before_first"] else "")))
-    else:
-        console.print(plain("first divergence: none recorded"))
-    for n in result["notes"][:8]:
-        console.print(plain(f"note: {n}"), style="dim")
-    if len(result["notes"]) > 8:
-        console.print(plain(f"note: ... {len(result['notes']) - 8} more in --json"), style="dim")
-    s = result["summary"]
-    console.print(plain(f"{s['scores_within_noise']}/{s['scores']} scores within the seed-noise tolerance"
-                        + (f" ({s['scores_without_tolerance']} without a tolerance: no seed spread)"
-                           if s["scores_without_tolerance"] else "")
-                        + f"; {s['verdicts_agree']}/{s['verdicts']} verdicts agree; {s['robust_disagreements']} "
-                        f"robust verdict(s) contradicted -> exit {result['exit_code']}"),
-                  style="bold red" if result["exit_code"] else None)
+    lines = ["fingerprints: " + "; ".join(parts)]
+    if not div["first"]:
+        return lines + ["first divergence: none recorded"]
+    stage = next(s for s in div["stages"] if s["stage"] == div["first"])
+    shown = ", ".join(stage["differing"][:6]) + (" ..." if len(stage["differing"]) > 6 else "")
+    return lines + [f"first divergence: {div['first']} ({shown})"
+                    + (f"; not recorded before it: {', '.join(div['not_recorded_before_first'])}"
+                       if div["not_recorded_before_first"] else "")]

@@ -42,7 +42,7 @@ def base_model_fingerprint(spec: str) -> str | None:
     folder); None for ``scratch:<preset>`` (no shared weights) and for anything that is not on disk."""
     if spec.startswith("scratch:"):
         return None
-    from regurg_bench.models.base_models import resolve_model_spec
+    from regurg_bench.training.trainer import resolve_model_spec
 
     folder = resolve_model_spec(spec)  # built or fetched already: the students were trained from it
     return folder_fingerprint(folder) if folder is not None else None

@@ -55,17 +55,21 @@ def _rel(path: str | Path | None, root: Path) -> str | None:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
 
 
-def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], tasks: list[str],
-              derived: dict[str, Any], manifest: dict[str, Any], notes: list[str],
-              diagnostics: dict[str, Any] | None = None) -> dict[str, Any]:
-    sc = cfg.scoring
-    gens = list(cfg.build.generators)
-    conditions = {}
+def _conditions(students: dict[str, Any]) -> dict[str, Any]:
+    """{condition: kind, generator, seeds (and size)} in the order the students list them."""
+    conditions: dict[str, Any] = {}
     for s in students.values():
         info = conditions.setdefault(s.condition, {"kind": s.kind, "generator": s.generator, "seeds": []})
         info["seeds"].append(s.seed)
         if s.size is not None:
             info["size"] = s.size
+    return conditions
+
+
+def _score_tasks(sc, gens: list[str], students: dict[str, Any], evals: dict[str, Any], tasks: list[str],
+                 conditions: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """Scores, degradation, recovery, differences, checks against lm-eval and per-seed effects, each
+    ``{task: ...}``; also records each condition's ``effective_seeds`` in ``conditions``."""
     scores: dict[str, Any] = {}
     degr: dict[str, Any] = {}
     recov: dict[str, Any] = {}
@@ -97,6 +101,32 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
                 _store_effects(one, metric, seed_d, seed_r, seed_x)
         checks[task] = {"n_test_sentences": len(refs), "max_abs_diff_vs_lm_eval": max_diff,
                         "equal_to_lm_eval": max_diff <= 1e-9}
+    return scores, degr, recov, diffs, checks, per_seed_effects
+
+
+def _student_records(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any]) -> dict[str, Any]:
+    """{student: its condition, seed, weights, data and lm-eval files}; paths relative to the run folder, so a
+    run folder is self-contained (a leaderboard submission)."""
+    return {name: {"condition": s.condition, "seed": s.seed, "key": s.key, "model_id": _rel(s.dir, out),
+                   "split": _rel(s.split, out), "curriculum": _rel(s.curriculum, out),
+                   "forget": _rel(s.forget, out), "base_student": s.base_student,
+                   "base_model": (cfg.train.get("base_model", "scratch:tiny") if not s.base_student
+                                  else _rel(students[s.base_student].dir, out)),
+                   "samples": {t: _rel(Path(evals[name]["dir"]) / f, out) for t, f in
+                               evals[name]["samples_files"].items()},
+                   "results_file": _rel(Path(evals[name]["dir"]) / evals[name]["results_file"], out)}
+            for name, s in students.items()}
+
+
+def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], tasks: list[str],
+              derived: dict[str, Any], manifest: dict[str, Any], notes: list[str],
+              diagnostics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's results (the ``results.json`` dict): every student's logged outputs scored per task, metric and
+    condition with paired-bootstrap intervals, D and R, the claims' verdicts, and the provenance of each number."""
+    sc = cfg.scoring
+    gens = list(cfg.build.generators)
+    conditions = _conditions(students)
+    scores, degr, recov, diffs, checks, per_seed_effects = _score_tasks(sc, gens, students, evals, tasks, conditions)
     first_eval = next(iter(evals.values()))
     results = {
         "schema": SCHEMA,
@@ -120,16 +150,7 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "conditions": conditions,
         # the order the conditions were bootstrapped in (with several seeds the replicates depend on it)
         "condition_order": list(conditions),
-        # Paths are relative to the run folder, so a run folder is self-contained (a leaderboard submission).
-        "students": {name: {"condition": s.condition, "seed": s.seed, "key": s.key, "model_id": _rel(s.dir, out),
-                            "split": _rel(s.split, out), "curriculum": _rel(s.curriculum, out),
-                            "forget": _rel(s.forget, out), "base_student": s.base_student,
-                            "base_model": (cfg.train.get("base_model", "scratch:tiny") if not s.base_student
-                                           else _rel(students[s.base_student].dir, out)),
-                            "samples": {t: _rel(Path(evals[name]["dir"]) / f, out) for t, f in
-                                        evals[name]["samples_files"].items()},
-                            "results_file": _rel(Path(evals[name]["dir"]) / evals[name]["results_file"], out)}
-                     for name, s in students.items()},
+        "students": _student_records(cfg, out, students, evals),
         "mitigation_data": {k: v | {"dir": _rel(v["dir"], out)} for k, v in derived.items()},
         "fingerprints": weight_fingerprints(cfg, students, manifest),  # the weights actually used (compare)
         "scores": scores,
@@ -349,86 +370,108 @@ def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, di
 # ---------------------------------------------------------------------------------------- render
 def blocks(results: dict[str, Any]) -> list[tuple]:
     """The report as blocks: ("h", level, text[, user text]) | ("p", text) | ("table", header, rows) | ("img", path)."""
-    metrics = results["config"]["scoring"]["metrics"]
     level = int(results["scoring"]["level"] * 100)
-    # the run name is user text: a 4th element, escaped by each renderer
-    b: list[tuple] = [("h", 1, "regurg-bench protocol report: ", str(results["name"])),
-                      ("p", f"Config hash `{results['config_hash']}`; lm-eval {results['lm_eval_version']}; "
-                            f"tasks {', '.join(results['tasks'])}; {results['scoring']['resamples']} paired bootstrap "
-                            f"resamples, {level}% percentile intervals. Scores are sacrebleu corpus scores recomputed "
-                            "from the logged lm-eval samples (checked equal to lm-eval's: "
-                            + ", ".join(f"{t}: {'yes' if c['equal_to_lm_eval'] else 'NO'}, "
-                                        f"{c['n_test_sentences']} sentences" for t, c in results["checks"].items())
-                            + "). D = (S_real - S_regurg)/S_real (sign flipped for TER, so D > 0 always means real "
-                              "data is better); R = (S_m - S_regurg)/(S_real - S_regurg).")]
+    b = _intro_blocks(results, level)
     for task in results["tasks"]:
         b.append(("h", 2, f"Scores: {task}"))
-        header = ["condition", "seeds"] + [f"{METRIC_LABEL[m]} [{level}% CI]" for m in metrics] + \
-                 [f"D or R ({METRIC_LABEL[m]})" for m in metrics]
-        rows = []
-        for cond, per in results["scores"][task].items():
-            info = results["conditions"][cond]
-            distinct = info.get("effective_seeds", len(info["seeds"]))
-            row = [cond, ",".join(map(str, info["seeds"])) + (f" ({distinct} distinct)" if distinct < len(info["seeds"])
-                                                               else "")]
-            row += [f"{per[m]['score']:.2f} [{per[m]['ci_low']:.2f}, {per[m]['ci_high']:.2f}]" for m in metrics]
-            if info["kind"] == "regurg":
-                row += ["D " + _fmt_effect(results["degradation"][task][cond][m]) for m in metrics]
-            elif cond in results["recovery"][task]:
-                base = results["recovery"][task][cond]
-                row += ["; ".join(f"R vs {k}: " + _fmt_effect(v[m]) for k, v in base.items()) if len(base) > 1
-                        else "R " + _fmt_effect(next(iter(base.values()))[m]) for m in metrics]
-            else:
-                row += ["(reference)"] * len(metrics)
-            rows.append(row)
-        b.append(("table", header, rows))
+        b.append(_score_table(results, task, level))
     b.append(("img", "scores.png"))
-    b.append(("h", 2, "Paper claims"))
-    rows = []
-    for c in results["claims"]:
-        if c.get("per_stat"):
-            verdicts = "; ".join(f"{v['label']} ({v['better']} is better): human {_num(v['real'])}, generated "
-                                 f"{_num(v['generated'])}: {v['verdict']}" for v in c["per_stat"].values())
-            rows.append([c["text"], f"{c['condition']} (training split)", verdicts])
-        elif not c["per_metric"]:
-            rows.append([c["text"], "-", c.get("verdict", "")])
-        else:
-            verdicts = "; ".join(f"{METRIC_LABEL[m]}: {_verdict_with_robustness(v)}, {_fmt_effect(v)}"
-                                 + (f", agrees alone in {v.get('seeds_agreeing', v['seeds_holding'])}/{v['n_seeds']}"
-                                    f" seeds ({', '.join(v['per_seed_verdicts'])})" if v.get("n_seeds", 0) > 1 else "")
-                                 + (f"; {why}" if (why := why_inconclusive(v)) else "")
-                                 for m, v in c["per_metric"].items())
-            rows.append([c["text"], f"{c['condition']} ({c['task']})", verdicts])
-    b.append(("table", ["claim", "condition", f"verdict per metric (estimate [{level}% CI])"], rows))
-    counts = robustness_counts(results)
-    b.append(("p", f"**{counts['robust']} robust, {counts['fragile']} fragile, {counts['inconclusive']} "
-                   "inconclusive verdicts.** " + ROBUSTNESS_TEXT))
-    b.append(("p", "A claim *holds* when the interval lies above 0, is *contradicted* when it lies below 0, and "
-                   "is *inconclusive* when it contains 0 or when the comparison is not significant after "
-                   "Holm's step-down correction over its family (" + results["scoring"].get("correction", "none")
-                   + "). With several seeds the intervals resample seeds and test sentences; each claim also "
-                   "gives its verdict on every seed alone (intervals over test sentences only). Recovery is undefined "
-                   "(no number) when the degradation it would recover is not established after Holm's correction. Δ is a paired score difference in metric points (TER: "
-                   "sign flipped). The mechanism rows compare the training splits themselves (point values of "
-                   "the diagnostics, no interval)."))
-    for name, caption in PLOTS:
-        if name not in results.get("plots", []):
-            continue
-        if name != "scores.png":
-            b.append(("h", 3, caption))
-            b.append(("img", name))
+    b += _claim_blocks(results, level)
+    b += _plot_blocks(results)
     if results.get("collapse"):
         from regurg_bench.protocol.collapse import report_blocks
 
         b += report_blocks(results["collapse"])
+    b += _appendix_blocks(results)
+    return b
+
+
+def _intro_blocks(results: dict[str, Any], level: int) -> list[tuple]:
+    """The title (the run name is user text: a 4th element, escaped by each renderer) and how the numbers were made."""
+    return [("h", 1, "regurg-bench protocol report: ", str(results["name"])),
+            ("p", f"Config hash `{results['config_hash']}`; lm-eval {results['lm_eval_version']}; "
+                  f"tasks {', '.join(results['tasks'])}; {results['scoring']['resamples']} paired bootstrap "
+                  f"resamples, {level}% percentile intervals. Scores are sacrebleu corpus scores recomputed "
+                  "from the logged lm-eval samples (checked equal to lm-eval's: "
+                  + ", ".join(f"{t}: {'yes' if c['equal_to_lm_eval'] else 'NO'}, "
+                              f"{c['n_test_sentences']} sentences" for t, c in results["checks"].items())
+                  + "). D = (S_real - S_regurg)/S_real (sign flipped for TER, so D > 0 always means real "
+                    "data is better); R = (S_m - S_regurg)/(S_real - S_regurg).")]
+
+
+def _score_table(results: dict[str, Any], task: str, level: int) -> tuple:
+    """One row per condition of ``task``: seeds, each metric's score and interval, then its D or R."""
+    metrics = results["config"]["scoring"]["metrics"]
+    header = ["condition", "seeds"] + [f"{METRIC_LABEL[m]} [{level}% CI]" for m in metrics] + \
+             [f"D or R ({METRIC_LABEL[m]})" for m in metrics]
+    rows = []
+    for cond, per in results["scores"][task].items():
+        info = results["conditions"][cond]
+        distinct = info.get("effective_seeds", len(info["seeds"]))
+        row = [cond, ",".join(map(str, info["seeds"])) + (f" ({distinct} distinct)" if distinct < len(info["seeds"])
+                                                           else "")]
+        row += [f"{per[m]['score']:.2f} [{per[m]['ci_low']:.2f}, {per[m]['ci_high']:.2f}]" for m in metrics]
+        if info["kind"] == "regurg":
+            row += ["D " + _fmt_effect(results["degradation"][task][cond][m]) for m in metrics]
+        elif cond in results["recovery"][task]:
+            base = results["recovery"][task][cond]
+            row += ["; ".join(f"R vs {k}: " + _fmt_effect(v[m]) for k, v in base.items()) if len(base) > 1
+                    else "R " + _fmt_effect(next(iter(base.values()))[m]) for m in metrics]
+        else:
+            row += ["(reference)"] * len(metrics)
+        rows.append(row)
+    return ("table", header, rows)
+
+
+def _claim_row(c: dict[str, Any]) -> list[str]:
+    """A claim's row of the claims table: its text, where it was tested, and its verdict per metric or statistic."""
+    if c.get("per_stat"):
+        verdicts = "; ".join(f"{v['label']} ({v['better']} is better): human {_num(v['real'])}, generated "
+                             f"{_num(v['generated'])}: {v['verdict']}" for v in c["per_stat"].values())
+        return [c["text"], f"{c['condition']} (training split)", verdicts]
+    if not c["per_metric"]:
+        return [c["text"], "-", c.get("verdict", "")]
+    verdicts = "; ".join(f"{METRIC_LABEL[m]}: {_verdict_with_robustness(v)}, {_fmt_effect(v)}"
+                         + (f", agrees alone in {v.get('seeds_agreeing', v['seeds_holding'])}/{v['n_seeds']}"
+                            f" seeds ({', '.join(v['per_seed_verdicts'])})" if v.get("n_seeds", 0) > 1 else "")
+                         + (f"; {why}" if (why := why_inconclusive(v)) else "")
+                         for m, v in c["per_metric"].items())
+    return [c["text"], f"{c['condition']} ({c['task']})", verdicts]
+
+
+def _claim_blocks(results: dict[str, Any], level: int) -> list[tuple]:
+    """The paper's claims: a verdict table, the verdict counts, and how to read a verdict."""
+    rows = [_claim_row(c) for c in results["claims"]]
+    counts = robustness_counts(results)
+    return [("h", 2, "Paper claims"),
+            ("table", ["claim", "condition", f"verdict per metric (estimate [{level}% CI])"], rows),
+            ("p", f"**{counts['robust']} robust, {counts['fragile']} fragile, {counts['inconclusive']} "
+                  "inconclusive verdicts.** " + ROBUSTNESS_TEXT),
+            ("p", "A claim *holds* when the interval lies above 0, is *contradicted* when it lies below 0, and "
+                  "is *inconclusive* when it contains 0 or when the comparison is not significant after "
+                  "Holm's step-down correction over its family (" + results["scoring"].get("correction", "none")
+                  + "). With several seeds the intervals resample seeds and test sentences; each claim also "
+                  "gives its verdict on every seed alone (intervals over test sentences only). Recovery is undefined "
+                  "(no number) when the degradation it would recover is not established after Holm's correction. Δ is a paired score difference in metric points (TER: "
+                  "sign flipped). The mechanism rows compare the training splits themselves (point values of "
+                  "the diagnostics, no interval).")]
+
+
+def _plot_blocks(results: dict[str, Any]) -> list[tuple]:
+    """Each plot the run drew besides scores.png (shown above), under its caption."""
+    return [block for name, caption in PLOTS if name in results.get("plots", []) and name != "scores.png"
+            for block in (("h", 3, caption), ("img", name))]
+
+
+def _appendix_blocks(results: dict[str, Any]) -> list[tuple]:
+    """Mitigation data, notes, stage times and provenance (each where the run has it)."""
+    b: list[tuple] = []
     md = results.get("mitigation_data", {})
     if md:
         b.append(("h", 2, "Mitigation data"))
-        rows = []
-        for k, v in md.items():
-            desc = {kk: vv for kk, vv in v.items() if kk != "dir"}
-            rows.append([k, json.dumps(desc, sort_keys=True)])
-        b.append(("table", ["step", "details"], rows))
+        b.append(("table", ["step", "details"],
+                  [[k, json.dumps({kk: vv for kk, vv in v.items() if kk != "dir"}, sort_keys=True)]
+                   for k, v in md.items()]))
     if results.get("notes"):
         b.append(("h", 2, "Notes"))
         b += [("p", n) for n in results["notes"]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import MISSING, fields
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,6 +46,25 @@ _D = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING
 RENAMED = {"compile_model": "compile", "threads": "num_threads"}
 #: CLI parameters whose default is derived, not TrainConfig's: ``--lora-alpha`` defaults to 2 x rank.
 DERIVED = {"lora_alpha": "2 x --lora-r"}
+
+
+def config_from_options(options: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of ``train``'s parameters (named as the CLI names them), validated by the same
+    typed model as the protocol's ``train:`` overrides; a bad value is a ``typer.BadParameter`` naming the flag."""
+    from pydantic import ValidationError
+
+    from regurg_bench.training.config import validate_train_config
+
+    settings = {RENAMED.get(name, name): value for name, value in options.items()}
+    if settings["lora_alpha"] is None:
+        settings["lora_alpha"] = 2 * settings["lora_r"]
+    try:
+        return validate_train_config(settings)
+    except ValidationError as err:
+        flag = {field: name for name, field in RENAMED.items()}
+        problems = "; ".join(f"--{flag.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}"
+                             for e in err.errors())
+        raise typer.BadParameter(problems) from None
 
 
 def train_command(
@@ -112,23 +131,10 @@ def train_command(
                                                          "to continue.")] = _D["stop_after_steps"],
 ) -> None:
     options = dict(locals())  # every parameter, named as the CLI names it
-    from pydantic import ValidationError
-
     from regurg_bench.training import train
-    from regurg_bench.training.config import validate_train_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = {RENAMED.get(name, name): value for name, value in options.items()}
-    if settings["lora_alpha"] is None:
-        settings["lora_alpha"] = 2 * lora_r
-    try:  # the same typed model as the protocol's `train:` overrides
-        config = validate_train_config(settings)
-    except ValidationError as err:
-        flag = {field: name for name, field in RENAMED.items()}
-        problems = "; ".join(f"--{flag.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}"
-                             for e in err.errors())
-        raise typer.BadParameter(problems) from None
-    path = train(config)
+    path = train(config_from_options(options))
     typer.echo(str(path))
 
 

@@ -29,12 +29,13 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,9 @@ from regurg_bench.training.data import (
     plan_batches,
     steps_per_epoch,
 )
+
+if TYPE_CHECKING:
+    from regurg_bench.models.base_models import BaseRecipe
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +145,7 @@ def resolve_base_model(spec: str) -> BaseModel:
         return BaseModel("hf", spec, path=Path(spec).resolve())
     if spec in PRESETS:
         return BaseModel("scratch", spec, preset=spec)
-    from regurg_bench.models.base_models import BASE_MODELS, base_model_path
+    from regurg_bench.models.base_models import BASE_MODELS
     from regurg_bench.models.registry_models import embedded_model_names, embedded_model_path
 
     if spec in BASE_MODELS:  # built once from its recipe, at first use
@@ -149,6 +153,55 @@ def resolve_base_model(spec: str) -> BaseModel:
     if spec in embedded_model_names():
         return BaseModel("hf", spec, path=embedded_model_path(spec))
     return BaseModel("hf", spec, path=Path(spec))  # a hub id: from_pretrained fetches it (if online)
+
+
+# A recipe-built base model is itself a training run: building it is the trainer's job (train -> build -> train),
+# the registry of recipes sits below in regurg_bench.models.base_models.
+def build_base_model(recipe: BaseRecipe, out: Path, *, progress: bool = False) -> dict[str, Any]:
+    """Train ``recipe`` into ``out`` (an empty or new folder) and write its card last; return the card."""
+    from regurg_bench.models.base_models import recipe_training_settings, write_base_card
+
+    train(TrainConfig(**recipe_training_settings(recipe), out=str(out), progress=progress))
+    return write_base_card(recipe, out)
+
+
+def base_model_path(name: str, *, progress: bool = True) -> Path:
+    """A folder with the HF checkpoint of base model ``name``, built once (deterministically) at first use.
+
+    A killed build resumes: training checkpoints live in a work folder beside the target that the
+    next call continues from; the target appears only complete, with its card."""
+    from regurg_bench.assets import file_lock
+    from regurg_bench.models.base_models import base_model_dir, get_base_recipe, is_built
+
+    recipe = get_base_recipe(name)
+    target = base_model_dir(name)
+    if is_built(name):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if is_built(name):
+            return target
+        work = target.parent / f".{target.name}.part"  # stable name: the trainer resumes inside it
+        print(f"regurg-bench: building base model {name} once ({recipe.max_steps} steps of "
+              f"scratch:{recipe.preset} on {recipe.corpus}) -> {target}", file=sys.stderr, flush=True)
+        build_base_model(recipe, work, progress=progress)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(work, target)
+    return target
+
+
+def resolve_model_spec(spec: str) -> Path | None:
+    """A local folder for ``spec`` when it names a base model, an embedded model or an existing folder."""
+    from regurg_bench.models.base_models import BASE_MODELS
+
+    if spec in BASE_MODELS:
+        return base_model_path(spec)
+    from regurg_bench.models.registry_models import EMBEDDED_MODELS, embedded_model_path
+
+    if spec in EMBEDDED_MODELS:
+        return embedded_model_path(spec)
+    return Path(spec) if Path(spec).exists() else None
 
 
 def _prepare_scratch(base: BaseModel, texts: list[str], init_dir: Path, seed: int, dist: Dist) -> Path:

@@ -67,8 +67,14 @@ class Mitigation:
         raise NotImplementedError
 
 
+#: The shipped mitigations, imported on the registry's first lookup (each imports this package for its base
+#: class and its steps from the runner's modules, so this package never imports them: no import cycle).
+#: A user's own register through REGURG_BENCH_PLUGINS, see regurg_bench.registry.
+SHIPPED = tuple(f"regurg_bench.protocol.mitigations.{name}"
+                for name in ("detector", "multigen", "quality", "unlearning"))
+
 #: The registry (regurg_bench.registry): name (the config key) -> class, in the protocol's order.
-MITIGATIONS: Registry[Mitigation] = Registry("mitigation", attribute="key")
+MITIGATIONS: Registry[Mitigation] = Registry("mitigation", attribute="key", modules=SHIPPED)
 register = MITIGATIONS.register()  # class decorator; the name is the class's ``key``
 
 
@@ -88,7 +94,3 @@ def enabled_mitigations(cfg: ProtocolConfig) -> list[Mitigation]:
 def mitigation_claims() -> dict[str, str]:
     """Every mitigation condition kind -> its claim text."""
     return {kind: text for m in all_mitigations() for kind, text in m.claims.items()}
-
-
-# The shipped mitigations (a user's own register through REGURG_BENCH_PLUGINS, see regurg_bench.registry).
-from regurg_bench.protocol.mitigations import detector, multigen, quality, unlearning  # noqa: E402,F401
