@@ -54,6 +54,8 @@ def _copy_run(run: Path, dst: Path) -> Path:
     dst.mkdir()
     shutil.copy(run / "results.json", dst / "results.json")
     shutil.copytree(run / "evals", dst / "evals")
+    if (run / "collapse" / "evals").is_dir():  # the collapse students' samples: the curve is recomputed from them
+        shutil.copytree(run / "collapse" / "evals", dst / "collapse" / "evals")
     return dst
 
 
@@ -130,6 +132,31 @@ def test_a_curve_edited_in_the_entry_is_refused_naming_the_field(tiny_collapse_b
     with pytest.raises(SubmissionError, match=rf"rule 'evidence': field 'collapse\.degradation\.{task}\.accumulate"
                                               r"\.1\.bleu\.estimate'"):
         validate_leaderboard(tmp_path, "demo")
+
+
+def test_a_curve_its_samples_do_not_give_is_refused(tiny_collapse_board, tmp_path):
+    """The curve is recomputed from the collapse students' samples in the evidence: a results.json whose D_k,
+    score or claim was edited is refused naming the field; a missing samples file is named too."""
+    run, results, _ = tiny_collapse_board
+    task = results["tasks"][0]
+    edits = {
+        rf"collapse\.degradation\.{task}\.replace\.2\.chrf\.estimate":
+            lambda r: r["collapse"]["degradation"][task]["replace"]["2"]["chrf"].update(estimate=-0.5),
+        rf"collapse\.scores\.{task}\.accumulate_gen1\.bleu\.score":
+            lambda r: r["collapse"]["scores"][task]["accumulate_gen1"]["bleu"].update(score=12.5),
+        r"collapse\.claims\.collapse_growth\.replace\..*\.verdict":
+            lambda r: next(c for c in r["collapse"]["claims"] if c["claim"] == "collapse_growth"
+                           and c["mode"] == "replace")["per_metric"]["chrf"].update(verdict="holds (forged)"),
+    }
+    for i, (needle, change) in enumerate(edits.items()):
+        copy = _copy_run(run, tmp_path / f"edit{i}")
+        _edit(copy, change)
+        with pytest.raises(SubmissionError, match=needle):
+            make_entry(copy, "demo", "collapse-tiny")
+    copy = _copy_run(run, tmp_path / "nosamples")
+    _edit(copy, lambda r: r["collapse"]["students"]["replace_gen1-s1"].pop("samples"))
+    with pytest.raises(SubmissionError, match=r"collapse\.students\.replace_gen1-s1"):
+        make_entry(copy, "demo", "collapse-tiny")
 
 
 def test_schema_version_follows_the_content(tiny_collapse_board):

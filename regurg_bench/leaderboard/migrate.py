@@ -22,6 +22,7 @@ from pathlib import Path
 
 from regurg_bench.leaderboard import evidence, verifications
 from regurg_bench.leaderboard.safe_io import write_file
+from regurg_bench.leaderboard.schema import SubmissionError
 from regurg_bench.leaderboard.submit import entries_dir, entry_from_evidence, validate_leaderboard
 
 
@@ -51,13 +52,19 @@ def migrate_leaderboard(root: str | Path, leaderboard: str, dry_run: bool = Fals
     folder = entries_dir(root, leaderboard)
     board = folder.parent
     done: list[Migration] = []
-    for entry in validate_leaderboard(root, leaderboard):
+    rewrites = []
+    for entry in validate_leaderboard(root, leaderboard):  # every entry rebuilt before any file is written
         label = f"{leaderboard}/entries/{entry.entry_id}.json"
         files = evidence.load(board, entry.evidence.sha256, label)
-        newest = entry_from_evidence(evidence.BundleFiles(files, entry.evidence.sha256), leaderboard, entry.model,
-                                     entry.evidence.model_dump())
-        if newest.to_json() == entry.to_json():
-            continue
+        try:
+            newest = entry_from_evidence(evidence.BundleFiles(files, entry.evidence.sha256), leaderboard,
+                                         entry.model, entry.evidence.model_dump())
+        except SubmissionError as err:  # e.g. a collapse run's bundle made before v3 holds no collapse samples
+            raise SubmissionError(f"{label}: cannot be migrated, nothing was written ({err}); submit its run "
+                                  "folder again to make the newest entry") from None
+        if newest.to_json() != entry.to_json():
+            rewrites.append((entry, newest))
+    for entry, newest in rewrites:
         done.append(Migration(entry.entry_id, newest.entry_id, entry.schema_id, newest.schema_id))
         if dry_run:
             continue

@@ -426,6 +426,12 @@ class RunFingerprint(_Lenient):
     fingerprint: str
 
 
+class RunCollapseStudent(_Lenient):
+    """A collapse student as results.json records it: where its logged samples are (relative to the run)."""
+
+    samples: dict[Name, str]
+
+
 class RunCollapse(_Lenient):
     """The optional ``collapse`` section (degradation across generations, see
     :mod:`regurg_bench.protocol.collapse`): the score of every generation and D_k per mode. A run without
@@ -441,6 +447,8 @@ class RunCollapse(_Lenient):
     #: the growth, boundedness and tail claims (kept as dicts here: the study adds fields to them, and the
     #: entry's strict models pick what they carry)
     claims: list[dict[str, Any]] = []
+    #: generation k's students (``<condition>-s<seed>``): their samples are what the curve is recomputed from
+    students: dict[Name, RunCollapseStudent] = {}
 
     @model_validator(mode="after")
     def _whole_curve(self) -> RunCollapse:

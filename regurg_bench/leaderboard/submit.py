@@ -44,6 +44,7 @@ from regurg_bench.leaderboard.schema import (
     describe_validation_error,
 )
 from regurg_bench.leaderboard.verify import verify_numbers
+from regurg_bench.leaderboard.verify_collapse import verify_collapse
 
 DEFAULT_ROOT = Path("leaderboards")
 
@@ -122,6 +123,8 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
     check_required_conditions(res.config, {c: info.model_dump() for c, info in res.conditions.items()},
                               res.config_hash, res.resolved)
     verified = verify_numbers(files, res)
+    if version == CURVE_ENTRY_SCHEMA:  # the curve the entry carries, from its students' samples
+        verify_collapse(files, res)
     flags = entry_flags(plausibility_flags(verified.plausibility), near_copy_flags(verified.near_copies),
                         effect_flags({t: res.scores[t] for t in res.tasks}))
     real = sorted((n, s) for n, s in res.students.items() if s.condition == "real")

@@ -153,73 +153,89 @@ def _verdict_word(e: dict[str, Any]) -> str:
     return short_verdict(e)
 
 
+def load_generation_outputs(cfg, chains: dict[str, Any], task: str) -> tuple[dict[str, list[list[str]]], list[str]]:
+    """Every generation condition's hypotheses per seed (seed order) and the references, from the logged samples."""
+    from regurg_bench.protocol.report_parts import load_samples
+
+    hyps: dict[str, list[list[str]]] = {}
+    refs: list[str] | None = None
+    for cond in [GEN0] + [condition(m, k) for m in cfg.collapse.modes for k in range(1, cfg.collapse.generations + 1)]:
+        hyps[cond] = []
+        for seed in cfg.seeds:
+            e = chains["evals"][f"{cond}-s{seed}"]
+            _, h, r = load_samples(e["dir"], e["samples_files"][task])
+            if refs is None:
+                refs = r
+            elif r != refs:
+                raise ValueError(f"{cond}-s{seed}: its logged references differ from generation 0's ({task})")
+            hyps[cond].append(h)
+    return hyps, refs or []
+
+
 def score_chains(cfg, out: Path, chains: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
     """Scores per generation, D_k, the growth and boundedness claims (pooled and seed by seed)."""
-    from regurg_bench.protocol.report_parts import load_samples
+    c, sc = cfg.collapse, cfg.scoring
+    scores: dict[str, Any] = {}
+    degr: dict[str, Any] = {}
+    claims: list[dict[str, Any]] = []
+    refs: list[str] = []
+    for task in tasks:
+        hyps, refs = load_generation_outputs(cfg, chains, task)
+        scores[task], degr[task], task_claims = score_generations(
+            hyps, refs, task, modes=list(c.modes), generations=c.generations, metrics=list(sc.metrics),
+            resamples=sc.resamples, seed=sc.seed, level=sc.level)
+        claims += task_claims
+    return {"scores": scores, "degradation": degr, "claims": claims, "n_test_sentences": len(refs)}
+
+
+def score_generations(hyps: dict[str, list[list[str]]], refs: list[str], task: str, *, modes: list[str],
+                      generations: int, metrics: list[str], resamples: int, seed: int, level: float
+                      ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """One task's scores per generation condition, D_k per mode and generation, and the growth and boundedness
+    claims, from the hypotheses alone: the run's scoring, and the leaderboard's re-check of a submitted curve."""
     from regurg_bench.scoring import degradation, difference, paired_bootstrap
     from regurg_bench.scoring.bootstrap import percentile_interval
     from regurg_bench.scoring.effects import holm
     from regurg_bench.scoring.verdicts import verdict as _verdict
 
-    c, sc = cfg.collapse, cfg.scoring
-    G = c.generations
-    conds = [GEN0] + [condition(m, k) for m in c.modes for k in range(1, G + 1)]
+    G = generations
     scores: dict[str, Any] = {}
     degr: dict[str, Any] = {}
-    claims: list[dict[str, Any]] = []
-    for task in tasks:
-        hyps: dict[str, list[list[str]]] = {}
-        refs = None
-        for cond in conds:
-            hyps[cond] = []
-            for seed in cfg.seeds:
-                e = chains["evals"][f"{cond}-s{seed}"]
-                _, h, r = load_samples(e["dir"], e["samples_files"][task])
-                if refs is None:
-                    refs = r
-                elif r != refs:
-                    raise ValueError(f"{cond}-s{seed}: its logged references differ from generation 0's ({task})")
-                hyps[cond].append(h)
-        scores[task], degr[task] = {}, {}
-        task_claims: dict[tuple[str, str], dict[str, Any]] = {}
-        for metric in sc.metrics:
-            bs = paired_bootstrap(metric, hyps, refs or [], n=sc.resamples, seed=sc.seed)
-            for cond in conds:
-                lo, hi = percentile_interval(bs.replicates[cond], sc.level)
-                scores[task].setdefault(cond, {})[metric] = {"score": bs.point[cond], "ci_low": lo, "ci_high": hi,
-                                                             "per_seed": bs.per_seed[cond]}
+    task_claims: dict[tuple[str, str], dict[str, Any]] = {}
 
-            def effects(b):
-                d = {(m, k): degradation(b, GEN0, condition(m, k), sc.level) for m in c.modes for k in range(1, G + 1)}
-                d = dict(zip(d, holm(list(d.values())), strict=True))
-                fam: dict[tuple[str, str], Any] = {}
-                if G >= 2:
-                    for m in c.modes:  # > 0: generation G scored worse than generation 1
-                        fam[("collapse_growth", m)] = difference(b, condition(m, 1), condition(m, G), sc.level)
-                if "replace" in c.modes:
-                    for m in c.modes:
-                        if m in ACCUMULATING:  # > 0: accumulating beat replacing at generation G
-                            fam[("collapse_bounded", m)] = difference(b, condition(m, G), condition("replace", G),
-                                                                      sc.level)
-                fam = dict(zip(fam, holm(list(fam.values())), strict=True))
-                return d, fam
+    def effects(b):
+        d = {(m, k): degradation(b, GEN0, condition(m, k), level) for m in modes for k in range(1, G + 1)}
+        d = dict(zip(d, holm(list(d.values())), strict=True))
+        fam: dict[tuple[str, str], Any] = {}
+        if G >= 2:
+            for m in modes:  # > 0: generation G scored worse than generation 1
+                fam[("collapse_growth", m)] = difference(b, condition(m, 1), condition(m, G), level)
+        if "replace" in modes:
+            for m in modes:
+                if m in ACCUMULATING:  # > 0: accumulating beat replacing at generation G
+                    fam[("collapse_bounded", m)] = difference(b, condition(m, G), condition("replace", G), level)
+        return d, dict(zip(fam, holm(list(fam.values())), strict=True))
 
-            d, fam = effects(bs)
-            seeds = [effects(bs.for_seed(i)) for i in range(bs.n_seeds)] if bs.n_seeds > 1 else []
-            for (m, k), e in d.items():
-                degr[task].setdefault(m, {}).setdefault(str(k), {})[metric] = e.to_dict()
-            for key, e in fam.items():
-                entry = e.to_dict() | {"verdict": _verdict(e.to_dict())}
-                words = [_verdict_word(sd[1][key].to_dict()) for sd in seeds]
-                if words:
-                    entry |= {"per_seed_verdicts": words, "seeds_holding": sum(w == "holds" for w in words),
-                              "n_seeds": len(words)}
-                claim = task_claims.setdefault(key, {"claim": key[0], "mode": key[1], "task": task,
-                                                     "text": CLAIM_TEXT[key[0]].format(mode=key[1]),
-                                                     "per_metric": {}})
-                claim["per_metric"][metric] = entry
-        claims += list(task_claims.values())
-    return {"scores": scores, "degradation": degr, "claims": claims, "n_test_sentences": len(refs or [])}
+    for metric in metrics:
+        bs = paired_bootstrap(metric, hyps, refs, n=resamples, seed=seed)
+        for cond in hyps:
+            lo, hi = percentile_interval(bs.replicates[cond], level)
+            scores.setdefault(cond, {})[metric] = {"score": bs.point[cond], "ci_low": lo, "ci_high": hi,
+                                                   "per_seed": bs.per_seed[cond]}
+        d, fam = effects(bs)
+        seeds = [effects(bs.for_seed(i)) for i in range(bs.n_seeds)] if bs.n_seeds > 1 else []
+        for (m, k), e in d.items():
+            degr.setdefault(m, {}).setdefault(str(k), {})[metric] = e.to_dict()
+        for key, e in fam.items():
+            entry = e.to_dict() | {"verdict": _verdict(e.to_dict())}
+            words = [_verdict_word(sd[1][key].to_dict()) for sd in seeds]
+            if words:
+                entry |= {"per_seed_verdicts": words, "seeds_holding": sum(w == "holds" for w in words),
+                          "n_seeds": len(words)}
+            claim = task_claims.setdefault(key, {"claim": key[0], "mode": key[1], "task": task,
+                                                 "text": CLAIM_TEXT[key[0]].format(mode=key[1]), "per_metric": {}})
+            claim["per_metric"][metric] = entry
+    return scores, degr, list(task_claims.values())
 
 
 def tail_claims(cfg, out: Path, chains: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,101 @@
+"""The collapse curve of an entry (schema v3), recomputed from the logged samples of its collapse students.
+
+The main matrix's numbers are re-checked from its students' samples (:mod:`regurg_bench.leaderboard.verify`);
+this does the same for the ``collapse`` section: every generation's scores (per seed, pooled, interval), D_k
+per mode and generation, and the growth and boundedness claims with their verdicts and per-seed verdicts, all
+through the study's own scoring (:func:`regurg_bench.protocol.collapse.score_generations`) on the samples in
+the evidence bundle. A curve that its samples do not give is refused, naming the field.
+
+Not recomputed: the tail claim, which is computed from the generations' *training targets* (about as large as
+the real split per generation and seed); they are not in the bundle. Its numbers are carried as submitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from regurg_bench.leaderboard.evidence import RunFiles
+from regurg_bench.leaderboard.schema import RunResults, SubmissionError
+
+SOURCE = "the collapse students' logged samples"
+
+
+def collapse_samples(res: RunResults) -> dict[str, dict[str, str]]:
+    """student name -> task -> samples file (relative to the run), for every student the curve is scored from."""
+    c = res.collapse
+    if c is None:
+        return {}
+    conds = ["gen0"] + [f"{m}_gen{k}" for m in c.modes for k in range(1, c.generations + 1)]
+    out: dict[str, dict[str, str]] = {}
+    for cond in conds:
+        for seed in c.seeds:
+            name = f"{cond}-s{seed}"
+            student = c.students.get(name)
+            missing = [t for t in c.scores if student is None or t not in student.samples]
+            if missing:
+                raise SubmissionError(f"results.json: field 'collapse.students.{name}.samples': no samples file for "
+                                      f"{', '.join(missing)} to recompute the collapse curve from")
+            out[name] = dict(student.samples)
+    return out
+
+
+def verify_collapse(files: RunFiles, res: RunResults) -> None:
+    """Recompute the curve of ``res.collapse`` from the samples in ``files``; raise at the first difference."""
+    from regurg_bench.leaderboard.verify import _compare_effect, read_samples
+    from regurg_bench.protocol.collapse import score_generations
+
+    c, sc = res.collapse, res.scoring
+    if c is None:
+        return
+    samples = collapse_samples(res)
+    for task, claimed in c.scores.items():
+        hyps: dict[str, list[list[str]]] = {}
+        refs: list[str] | None = None
+        for name, per_task in samples.items():
+            label = f"results.json: field 'collapse.students.{name}.samples.{task}'"
+            _, h, r = read_samples(files, per_task[task], label)
+            if refs is not None and r != refs:
+                raise SubmissionError(f"{per_task[task]}: its references differ from generation 0's ({task})")
+            refs = r
+            hyps.setdefault(name.rsplit("-s", 1)[0], []).append(h)
+        metrics = list(claimed.get("gen0", {}))
+        scores, degradation, claims = score_generations(
+            hyps, refs or [], task, modes=list(c.modes), generations=c.generations, metrics=metrics,
+            resamples=sc.resamples, seed=sc.seed, level=sc.level)
+        _compare_scores(task, claimed, scores)
+        for mode, per_k in degradation.items():
+            for k, per_metric in per_k.items():
+                for metric, effect in per_metric.items():
+                    got = c.degradation.get(task, {}).get(mode, {}).get(k, {}).get(metric)
+                    _compare_effect(f"collapse.degradation.{task}.{mode}.{k}.{metric}",
+                                    got.model_dump() if got is not None else {}, effect, f" ({SOURCE})")
+        _compare_claims(task, c.claims, claims)
+
+
+def _compare_scores(task: str, claimed: dict[str, Any], scores: dict[str, Any]) -> None:
+    from regurg_bench.leaderboard.verify import _mismatch, _same
+
+    for cond, per_metric in scores.items():
+        for metric, row in per_metric.items():
+            got = claimed.get(cond, {}).get(metric)
+            for key in ("score", "ci_low", "ci_high", "per_seed"):
+                a = getattr(got, key, None) if got is not None else None
+                b = row[key]
+                same = (isinstance(a, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+                        if isinstance(b, list) else a is not None and _same(a, b))
+                if not same:
+                    raise _mismatch(f"collapse.scores.{task}.{cond}.{metric}.{key}", a, b, SOURCE)
+
+
+def _compare_claims(task: str, claimed: list[dict[str, Any]], recomputed: list[dict[str, Any]]) -> None:
+    from regurg_bench.leaderboard.verify import _compare_effect
+
+    by_key = {(cl.get("claim"), cl.get("mode")): cl for cl in claimed if cl.get("task") == task}
+    for cl in recomputed:
+        got = by_key.get((cl["claim"], cl["mode"]))
+        if got is None:
+            raise SubmissionError(f"results.json: field 'collapse.claims': no {cl['claim']} claim for {cl['mode']} "
+                                  f"({task}), which its samples give")
+        for metric, entry in cl["per_metric"].items():
+            _compare_effect(f"collapse.claims.{cl['claim']}.{cl['mode']}.{task}.per_metric.{metric}",
+                            (got.get("per_metric") or {}).get(metric) or {}, entry, f" ({SOURCE})")
