@@ -126,9 +126,7 @@ def gather(run_dir: Path, results_text: str, res: RunResults) -> dict[str, str]:
             label = f"results.json: field 'students.{name}.results_file'"
             out[s.results_file] = _trim_lm_eval_results(
                 files.text(s.results_file, schema.MAX_LM_EVAL_RESULTS_BYTES, label), s.results_file, list(res.tasks))
-    from regurg_bench.leaderboard.verify_collapse import collapse_samples
-
-    for name, per_task in collapse_samples(res).items():  # the collapse curve's students (schema v3)
+    for name, per_task in (res.collapse.samples_by_student() if res.collapse else {}).items():  # the curve's
         for task, rel in per_task.items():
             if rel not in out:
                 label = f"results.json: field 'collapse.students.{name}.samples.{task}'"

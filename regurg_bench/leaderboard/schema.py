@@ -450,6 +450,19 @@ class RunCollapse(_Lenient):
     #: generation k's students (``<condition>-s<seed>``): their samples are what the curve is recomputed from
     students: dict[Name, RunCollapseStudent] = {}
 
+    def samples_by_student(self) -> dict[str, dict[str, str]]:
+        """student -> task -> samples file (relative to the run) of every student the curve is scored from."""
+        conds = ["gen0"] + [f"{m}_gen{k}" for m in self.modes for k in range(1, self.generations + 1)]
+        out: dict[str, dict[str, str]] = {}
+        for name in (f"{cond}-s{seed}" for cond in conds for seed in self.seeds):
+            student = self.students.get(name)
+            missing = [t for t in self.scores if student is None or t not in student.samples]
+            if missing:
+                raise SubmissionError(f"results.json: field 'collapse.students.{name}.samples': no samples file "
+                                      f"for {', '.join(missing)} to recompute the collapse curve from")
+            out[name] = dict(student.samples)
+        return out
+
     @model_validator(mode="after")
     def _whole_curve(self) -> RunCollapse:
         wanted = {"gen0"} | {f"{m}_gen{k}" for m in self.modes for k in range(1, self.generations + 1)}

@@ -3,7 +3,7 @@
 The main matrix's numbers are re-checked from its students' samples (:mod:`regurg_bench.leaderboard.verify`);
 this does the same for the ``collapse`` section: every generation's scores (per seed, pooled, interval), D_k
 per mode and generation, and the growth and boundedness claims with their verdicts and per-seed verdicts, all
-through the study's own scoring (:func:`regurg_bench.protocol.collapse.score_generations`) on the samples in
+through the study's own scoring (:func:`regurg_bench.scoring.generations.score_generations`) on the samples in
 the evidence bundle. A curve that its samples do not give is refused, naming the field.
 
 Not recomputed: the tail claim, which is computed from the generations' *training targets* (about as large as
@@ -20,34 +20,15 @@ from regurg_bench.leaderboard.schema import RunResults, SubmissionError
 SOURCE = "the collapse students' logged samples"
 
 
-def collapse_samples(res: RunResults) -> dict[str, dict[str, str]]:
-    """student name -> task -> samples file (relative to the run), for every student the curve is scored from."""
-    c = res.collapse
-    if c is None:
-        return {}
-    conds = ["gen0"] + [f"{m}_gen{k}" for m in c.modes for k in range(1, c.generations + 1)]
-    out: dict[str, dict[str, str]] = {}
-    for cond in conds:
-        for seed in c.seeds:
-            name = f"{cond}-s{seed}"
-            student = c.students.get(name)
-            missing = [t for t in c.scores if student is None or t not in student.samples]
-            if missing:
-                raise SubmissionError(f"results.json: field 'collapse.students.{name}.samples': no samples file for "
-                                      f"{', '.join(missing)} to recompute the collapse curve from")
-            out[name] = dict(student.samples)
-    return out
-
-
 def verify_collapse(files: RunFiles, res: RunResults) -> None:
     """Recompute the curve of ``res.collapse`` from the samples in ``files``; raise at the first difference."""
     from regurg_bench.leaderboard.verify import _compare_effect, read_samples
-    from regurg_bench.protocol.collapse import score_generations
+    from regurg_bench.scoring.generations import score_generations
 
     c, sc = res.collapse, res.scoring
     if c is None:
         return
-    samples = collapse_samples(res)
+    samples = c.samples_by_student()
     for task, claimed in c.scores.items():
         hyps: dict[str, list[list[str]]] = {}
         refs: list[str] | None = None

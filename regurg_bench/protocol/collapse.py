@@ -49,14 +49,14 @@ from regurg_bench.protocol.collapse_steps import (
     targets_name,
 )
 from regurg_bench.protocol.steps import write_json as _write_json
+from regurg_bench.scoring.generations import CLAIM_TEXT as GENERATION_CLAIM_TEXT
+from regurg_bench.scoring.generations import score_generations
 
 __all__ = ["ACCUMULATING", "GEN0", "ChainStudent", "condition", "model_sha", "run_collapse"]
 #: diagnostics statistics shown in the report and the diversity plot (when computed)
 DIVERSITY_KEYS = ("types_at_budget", "distinct_1", "distinct_2", "mtld")
 ERROR_KEYS = ("chrf_mean", "ter_mean", "ratio_outlier_rate", "wrong_language_rate", "within_repeat_rate")
-CLAIM_TEXT = {
-    "collapse_growth": "Degradation grows with the generation under {mode}: D_G - D_1 > 0 (paired difference, generation 1 vs G)",
-    "collapse_bounded": "Accumulating keeps degradation below replacing at the last generation: D_G(replace) - D_G({mode}) > 0",
+CLAIM_TEXT = GENERATION_CLAIM_TEXT | {
     "collapse_tail": "The tail of the vocabulary disappears first under {mode}: generated targets keep a smaller share "
                      "of the human tail types than of the head types at every generation",
 }
@@ -186,56 +186,6 @@ def score_chains(cfg, out: Path, chains: dict[str, Any], tasks: list[str]) -> di
             resamples=sc.resamples, seed=sc.seed, level=sc.level)
         claims += task_claims
     return {"scores": scores, "degradation": degr, "claims": claims, "n_test_sentences": len(refs)}
-
-
-def score_generations(hyps: dict[str, list[list[str]]], refs: list[str], task: str, *, modes: list[str],
-                      generations: int, metrics: list[str], resamples: int, seed: int, level: float
-                      ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """One task's scores per generation condition, D_k per mode and generation, and the growth and boundedness
-    claims, from the hypotheses alone: the run's scoring, and the leaderboard's re-check of a submitted curve."""
-    from regurg_bench.scoring import degradation, difference, paired_bootstrap
-    from regurg_bench.scoring.bootstrap import percentile_interval
-    from regurg_bench.scoring.effects import holm
-    from regurg_bench.scoring.verdicts import verdict as _verdict
-
-    G = generations
-    scores: dict[str, Any] = {}
-    degr: dict[str, Any] = {}
-    task_claims: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def effects(b):
-        d = {(m, k): degradation(b, GEN0, condition(m, k), level) for m in modes for k in range(1, G + 1)}
-        d = dict(zip(d, holm(list(d.values())), strict=True))
-        fam: dict[tuple[str, str], Any] = {}
-        if G >= 2:
-            for m in modes:  # > 0: generation G scored worse than generation 1
-                fam[("collapse_growth", m)] = difference(b, condition(m, 1), condition(m, G), level)
-        if "replace" in modes:
-            for m in modes:
-                if m in ACCUMULATING:  # > 0: accumulating beat replacing at generation G
-                    fam[("collapse_bounded", m)] = difference(b, condition(m, G), condition("replace", G), level)
-        return d, dict(zip(fam, holm(list(fam.values())), strict=True))
-
-    for metric in metrics:
-        bs = paired_bootstrap(metric, hyps, refs, n=resamples, seed=seed)
-        for cond in hyps:
-            lo, hi = percentile_interval(bs.replicates[cond], level)
-            scores.setdefault(cond, {})[metric] = {"score": bs.point[cond], "ci_low": lo, "ci_high": hi,
-                                                   "per_seed": bs.per_seed[cond]}
-        d, fam = effects(bs)
-        seeds = [effects(bs.for_seed(i)) for i in range(bs.n_seeds)] if bs.n_seeds > 1 else []
-        for (m, k), e in d.items():
-            degr.setdefault(m, {}).setdefault(str(k), {})[metric] = e.to_dict()
-        for key, e in fam.items():
-            entry = e.to_dict() | {"verdict": _verdict(e.to_dict())}
-            words = [_verdict_word(sd[1][key].to_dict()) for sd in seeds]
-            if words:
-                entry |= {"per_seed_verdicts": words, "seeds_holding": sum(w == "holds" for w in words),
-                          "n_seeds": len(words)}
-            claim = task_claims.setdefault(key, {"claim": key[0], "mode": key[1], "task": task,
-                                                 "text": CLAIM_TEXT[key[0]].format(mode=key[1]), "per_metric": {}})
-            claim["per_metric"][metric] = entry
-    return scores, degr, list(task_claims.values())
 
 
 def tail_claims(cfg, out: Path, chains: dict[str, Any]) -> list[dict[str, Any]]:

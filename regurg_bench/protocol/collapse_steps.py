@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from regurg_bench.corpora.lines import read_json_objects
 from regurg_bench.protocol.plan import Student, eval_settings, file_sha, model_dir, sha
 from regurg_bench.protocol.steps import RUN_LOG, EvaluateStudent, Resources, Step, TrainStudent, write_jsonl
+from regurg_bench.scoring.generations import ACCUMULATING, GEN0
 
 if TYPE_CHECKING:
     from regurg_bench.protocol.config import ProtocolConfig
 
 #: part of every collapse step key (2: keys chain on the inputs' keys, generation 0 is the REAL student)
 SCHEMA_VERSION = 2
-GEN0 = "gen0"
-ACCUMULATING = ("accumulate", "accumulate_equal")
 
 
 def condition(mode: str, k: int) -> str:
