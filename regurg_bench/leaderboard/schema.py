@@ -1,5 +1,5 @@
-"""The leaderboard entry (schemas ``regurg-bench/leaderboard-entry/v2`` and ``/v3``) and the part of a run's
-``results.json`` a submission reads, as strict pydantic models.
+"""The leaderboard entry (schemas ``regurg-bench/leaderboard-entry/v2`` and ``/v3``), as strict pydantic models. A run's
+``results.json`` is :class:`regurg_bench.results.RunResults` (its names are re-exported here).
 
 **Versions.** v1 entries (numbers only, no evidence) stay readable but cannot be re-checked. v2 is the
 entry of a run without a ``collapse`` section; v3 is v2 plus ``collapse``, the curve of degradation across
@@ -21,21 +21,48 @@ part of a path or of a page (leaderboard, model, entry id, task, condition) is l
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, model_serializer, model_validator
 
-from regurg_bench.scoring.bootstrap import MAX_RESAMPLES  # one bound for configs and entries
+# the value types and the run's results model live in regurg_bench.results (below the protocol and the
+# leaderboard); their names stay importable from here
+from regurg_bench.results import (  # noqa: F401
+    HASH_PATTERN,
+    MAX_RESAMPLES,
+    NAME_CHARS,
+    RESULTS_SCHEMA,
+    DiagnosticStat,
+    Effect,
+    Hash,
+    Metric,
+    Name,
+    RunCheck,
+    RunClaim,
+    RunCollapse,
+    RunCollapseStudent,
+    RunCondition,
+    RunData,
+    RunDiagnostics,
+    RunEffect,
+    RunFingerprint,
+    RunResults,
+    RunScore,
+    RunScoring,
+    RunStudent,
+    RunVerdict,
+    Score,
+    Status,
+    StatVerdict,
+    SubmissionError,
+    Text,
+    WeightFingerprints,
+    _Lenient,
+    _Strict,
+    check_name,
+    describe_validation_error,
+    name_problem,
+)
 
 #: the entry of a run without a collapse curve (unchanged since v2, so its bytes are too)
 ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v2"
@@ -45,7 +72,6 @@ CURVE_ENTRY_SCHEMA = "regurg-bench/leaderboard-entry/v3"
 ENTRY_SCHEMAS = (ENTRY_SCHEMA, CURVE_ENTRY_SCHEMA)
 #: v1 entries carried numbers only; v2 entries carry the evidence they are recomputed from
 OLD_ENTRY_SCHEMAS = ("regurg-bench/leaderboard-entry/v1",)
-RESULTS_SCHEMA = "regurg-bench/results/v1"
 
 #: Size limits: a submission is read into memory, so it must be small (a full 4-direction run with
 #: 1,004 test sentences has a results.json of well under 1 MB and samples files of a few MB).
@@ -53,98 +79,6 @@ MAX_RESULTS_BYTES = 8 * 1024 * 1024
 MAX_SAMPLES_BYTES = 64 * 1024 * 1024
 MAX_LM_EVAL_RESULTS_BYTES = 16 * 1024 * 1024
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
-
-NAME_CHARS = "A-Za-z0-9._-"
-_NAME_RE = re.compile(rf"^[{NAME_CHARS}]{{1,100}}$")
-HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
-#: A base model as the protocol records it: ``scratch:tiny``, a hub id, a path; no control characters.
-_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]{1,300}$"
-
-
-class SubmissionError(ValueError):
-    """A submission or an entry file that cannot go on a leaderboard; the message says why and where."""
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` is not a safe leaderboard/model/entry name (None when it is)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        return f"use 1-100 characters from {NAME_CHARS} (no '/', no spaces)"
-    if ".." in name or name.startswith("."):
-        return "no '..' and no leading '.'"
-    return None
-
-
-def check_name(kind: str, name: str) -> str:
-    """Return ``name`` if it is safe as a file or folder name, else raise :class:`SubmissionError`."""
-    problem = name_problem(name)
-    if problem:
-        raise SubmissionError(f"{kind} name {name!r} is not allowed: {problem}")
-    return name
-
-
-def _safe_name(value: str) -> str:
-    problem = name_problem(value)
-    if problem:
-        raise ValueError(f"{value!r} is not a safe name: {problem}")
-    return value
-
-
-#: A name that may become part of a path or a page: validated as a dict key too.
-Name = Annotated[str, AfterValidator(_safe_name)]
-Metric = Literal["bleu", "chrf", "chrf++", "ter"]
-Hash = Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
-Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN)]
-Status = Literal["ok", "not_significant", "no_gap", "undefined"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
-
-
-class Score(_Strict):
-    """A condition's corpus score (mean over seeds) with its bootstrap interval and the per-seed scores.
-
-    One type, read in one of two validation modes. Strict, this class: a leaderboard entry's score, where an
-    unknown key is an error. Lenient, its subclass :class:`RunScore`: the same score as ``results.json``
-    records it, where keys this reader does not need are ignored. The lenient mode is a subclass rather than a
-    second model so that the fields and their bounds exist once (a run's score *is* a ``Score``, and
-    :meth:`RunScore.strict` is its entry form); the subclass changes ``extra`` only, and adds the one field a
-    run records and an entry does not.
-    """
-
-    score: float
-    ci_low: float
-    ci_high: float
-    per_seed: list[float] = Field(min_length=1)
-
-
-class Effect(_Strict):
-    """Degradation D or recovery R, as :meth:`regurg_bench.scoring.effects.Effect.to_dict` writes it."""
-
-    kind: Literal["degradation", "recovery"]
-    metric: Metric
-    estimate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    status: Status
-    note: str = ""
-    level: float = Field(gt=0.0, lt=1.0)
-    p_value: float | None = Field(None, ge=0.0, le=1.0)
-    p_adjusted: float | None = Field(None, ge=0.0, le=1.0)
-    #: what the run could have detected (see regurg_bench.scoring.power); absent in entries made before
-    detectable: float | None = Field(None, ge=0.0)
-    seeds_needed: int | None = Field(None, ge=1)
-    seed_share: float | None = Field(None, ge=0.0, le=1.0)
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_detectability(self, handler: Any) -> dict[str, Any]:
-        """Left out when absent (not written as null): entries made before these fields keep their bytes and ids."""
-        data = handler(self)
-        for key in ("detectable", "seeds_needed", "seed_share"):
-            if data.get(key, "") is None:
-                del data[key]
-        return data
-
 
 class Condition(_Strict):
     kind: Name
@@ -180,16 +114,6 @@ class CopyShares(_Strict):
 
     copied_reference: float = Field(ge=0.0, le=1.0)
     copied_source: float = Field(ge=0.0, le=1.0)
-
-
-class WeightFingerprints(_Strict):
-    """The weights a run actually used (:mod:`regurg_bench.protocol.fingerprints`): ``sha256:`` content hashes
-    of the base model, of every generator checkpoint and of every student; null where there is no checkpoint
-    (a ``scratch:`` base, Apertium)."""
-
-    base_model: Hash | None = None
-    generators: dict[Name, Hash | None] = {}
-    students: dict[Name, Hash | None] = {}
 
 
 # ---------------------------------------------------------------- the collapse curve of a v3 entry
@@ -371,159 +295,3 @@ class LeaderboardEntryV1(_Strict):
     scores: dict[Name, dict[Name, dict[Metric, Score]]]
     degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
     recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
-
-
-# ---------------------------------------------------------------------- what a submission reads
-class _Lenient(BaseModel):
-    """A results.json block: keys this reader does not need are ignored (the run writes many)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False, populate_by_name=True)
-
-
-class RunScore(Score):
-    """:class:`Score` in lenient mode (``results.json``): unknown keys ignored, as :class:`_Lenient`'s."""
-
-    model_config = _Lenient.model_config
-    #: lm-eval's own per-seed scores, which the verifier checks against the recomputed ones (a run's only)
-    lm_eval_reported: list[float] | None = None
-
-    def strict(self) -> Score:
-        """The same score in strict mode, as an entry keeps it (without the run's ``lm_eval_reported``)."""
-        return Score.model_validate(self.model_dump(include=set(Score.model_fields)))
-
-
-class RunStudent(_Lenient):
-    condition: Name
-    seed: int
-    base_model: Text | None = None
-    samples: dict[Name, str]
-    results_file: str
-
-
-class RunScoring(_Lenient):
-    resamples: int = Field(gt=0, le=MAX_RESAMPLES)
-    level: float = Field(gt=0.0, lt=1.0)
-    seed: int
-
-
-class RunCondition(_Lenient):
-    kind: Name
-    generator: Name | None = None
-    size: int | None = None  # size-ladder rungs
-    seeds: list[int] = Field(min_length=1)
-
-
-class RunCheck(_Lenient):
-    n_test_sentences: int = Field(gt=0)
-
-
-class RunData(_Lenient):
-    build_config_hash: Hash | None = None
-
-
-class RunFingerprint(_Lenient):
-    pairs: int
-    fingerprint: str
-
-
-class RunCollapseStudent(_Lenient):
-    """A collapse student as results.json records it: where its logged samples are (relative to the run)."""
-
-    samples: dict[Name, str]
-
-
-class RunCollapse(_Lenient):
-    """The optional ``collapse`` section (degradation across generations, see
-    :mod:`regurg_bench.protocol.collapse`): the score of every generation and D_k per mode. A run without
-    the section is a complete submission; a run with it must carry the whole curve."""
-
-    generations: int = Field(ge=1)
-    modes: list[Literal["replace", "accumulate", "accumulate_equal"]] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
-    #: task -> condition (gen0, <mode>_gen<k>) -> metric -> score
-    scores: dict[Name, dict[Name, dict[Metric, RunScore]]] = Field(min_length=1)
-    #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0
-    degradation: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]] = Field(min_length=1)
-    #: the growth, boundedness and tail claims (kept as dicts here: the study adds fields to them, and the
-    #: entry's strict models pick what they carry)
-    claims: list[dict[str, Any]] = []
-    #: generation k's students (``<condition>-s<seed>``): their samples are what the curve is recomputed from
-    students: dict[Name, RunCollapseStudent] = {}
-
-    def samples_by_student(self) -> dict[str, dict[str, str]]:
-        """student -> task -> samples file (relative to the run) of every student the curve is scored from."""
-        conds = ["gen0"] + [f"{m}_gen{k}" for m in self.modes for k in range(1, self.generations + 1)]
-        out: dict[str, dict[str, str]] = {}
-        for name in (f"{cond}-s{seed}" for cond in conds for seed in self.seeds):
-            student = self.students.get(name)
-            missing = [t for t in self.scores if student is None or t not in student.samples]
-            if missing:
-                raise SubmissionError(f"results.json: field 'collapse.students.{name}.samples': no samples file "
-                                      f"for {', '.join(missing)} to recompute the collapse curve from")
-            out[name] = dict(student.samples)
-        return out
-
-    @model_validator(mode="after")
-    def _whole_curve(self) -> RunCollapse:
-        wanted = {"gen0"} | {f"{m}_gen{k}" for m in self.modes for k in range(1, self.generations + 1)}
-        for task, per in self.scores.items():
-            missing = sorted(wanted - set(per))
-            if missing:
-                raise ValueError(f"scores.{task}: no scores for generation condition(s) {', '.join(missing)}")
-        for task, per_mode in self.degradation.items():
-            for m in self.modes:
-                gens = set(per_mode.get(m, {}))
-                missing = sorted(str(k) for k in range(1, self.generations + 1) if str(k) not in gens)
-                if missing:
-                    raise ValueError(f"degradation.{task}.{m}: no D_k for generation(s) {', '.join(missing)}")
-        return self
-
-
-class RunResults(_Lenient):
-    """The fields of ``results.json`` (schema ``regurg-bench/results/v1``) an entry is made from.
-
-    Provenance fields are optional here so that a missing one gets its own message (see
-    :mod:`regurg_bench.leaderboard.provenance`) rather than a generic schema error.
-    """
-
-    schema_id: Literal["regurg-bench/results/v1"] = Field(alias="schema")
-    name: Text
-    config_hash: Hash
-    config: dict[str, Any]
-    tasks: list[Name] = Field(min_length=1)
-    lm_eval_version: str | None = None
-    task_versions: dict[Name, float | int | str] = {}
-    sacrebleu_signatures: dict[str, str] = {}
-    test_set_fingerprints: dict[Name, RunFingerprint] = {}
-    scoring: RunScoring
-    resolved: dict[str, Any] | None = None
-    data: RunData = RunData()
-    conditions: dict[Name, RunCondition]
-    #: the order the protocol scored the conditions in (the bootstrap draws seeds in that order)
-    condition_order: list[Name] | None = None
-    students: dict[Name, RunStudent] = Field(min_length=1)
-    scores: dict[Name, dict[Name, dict[Metric, RunScore]]]
-    degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
-    recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
-    checks: dict[Name, RunCheck]
-    #: degradation across generations (optional: runs without ``collapse:`` in their config have none)
-    collapse: RunCollapse | None = None
-    #: the weights actually used (optional: results scored before it was recorded have none)
-    fingerprints: WeightFingerprints | None = None
-
-
-def describe_validation_error(err: ValidationError, label: str) -> str:
-    """``label: field 'a.b.c': problem`` for every error (first five), naming the field by its JSON path."""
-    parts = []
-    for e in err.errors()[:5]:
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "missing":
-            msg = "required field is missing"
-        elif e["type"] == "extra_forbidden":
-            msg = "unknown field (not in the schema)"
-        elif e["type"] == "literal_error" and loc in ("schema", "schema_id"):
-            msg = f"{msg} (got {e.get('input')!r})"
-        parts.append(f"field '{loc}': {msg}")
-    more = len(err.errors()) - len(parts)
-    return f"{label}: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

@@ -147,8 +147,8 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
         "test_set_fingerprints": {t: res.test_set_fingerprints[t].model_dump() for t in tasks},
         "n_test_sentences": verified.n_sentences,
         "metrics": metrics,
-        "scoring": res.scoring.model_dump(),
-        "conditions": {c: info.model_dump(exclude={"size"}) for c, info in res.conditions.items()},
+        "scoring": res.scoring.model_dump(include=set(schema.Scoring.model_fields)),
+        "conditions": {c: info.model_dump(include={"kind", "generator", "seeds"}) for c, info in res.conditions.items()},
         "scores": {t: {c: {m: s.strict().model_dump() for m, s in per.items()} for c, per in res.scores[t].items()}
                    for t in tasks},
         "degradation": {t: {c: {m: e.model_dump() for m, e in per.items()}
