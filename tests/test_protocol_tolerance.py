@@ -23,7 +23,12 @@ def test_the_tolerance_pools_seed_spread_and_widens_with_the_comparisons():
     assert tolerance(spread, 1, n_a=3, n_b=3).value == pytest.approx(one.value / math.sqrt(3))
     none = tolerance(seed_spread([[1.0, 1.0], [4.0]]), 3)
     assert none.value is None and within(0.1, none) is None
-    results = {"scores": {"t": {"c": {"bleu": {"per_seed": [1.0, 3.0]}}, "d": {"bleu": {"per_seed": [0.0, 2.0]}}}}}
+    from regurg_bench.results import RunResults, RunScore
+
+    def score(per_seed):
+        return RunScore(score=sum(per_seed) / len(per_seed), ci_low=0.0, ci_high=4.0, per_seed=per_seed)
+
+    results = RunResults.model_construct(scores={"t": {"c": {"bleu": score([1.0, 3.0])}, "d": {"bleu": score([0.0, 2.0])}}})
     assert run_seed_spread([results, results], "t", "bleu").df == 4
 
 

@@ -28,11 +28,12 @@ nothing about machines; ``--allow-config-change`` compares them anyway, with a w
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from regurg_bench.results import RESULTS_SCHEMA, RunClaim, RunData, RunResults, Score
 
 COMPARE_SCHEMA = "regurg-bench/compare/v1"
 #: results scored before robustness was recorded: a verdict nobody checked for robustness is fragile
@@ -46,18 +47,23 @@ class CompareError(ValueError):
 
 @dataclass
 class Side:
-    """One side of a comparison: its results (a ``results.json`` dict) and where its outputs are read from."""
+    """One side of a comparison: its results (the typed ``results.json``) and where its outputs are read from."""
 
     label: str
     kind: str  # "run" or "entry"
-    results: dict[str, Any]
+    results: RunResults
     files: Any | None  # a RunFiles the logged samples are read from; None: no outputs here
     note: str = ""  # what is not available, and why
 
+    @property
+    def claims(self) -> list[RunClaim] | None:
+        """The claims the side records; None when it records none (an entry read without its evidence)."""
+        return self.results.claims if "claims" in self.results.model_fields_set else None
+
     def describe(self) -> dict[str, Any]:
-        return {"path": self.label, "kind": self.kind, "config_hash": self.results.get("config_hash"),
-                "outputs": self.files is not None, "claims": self.results.get("claims") is not None,
-                "fingerprints": self.results.get("fingerprints") is not None, "note": self.note}
+        return {"path": self.label, "kind": self.kind, "config_hash": self.results.config_hash,
+                "outputs": self.files is not None, "claims": self.claims is not None,
+                "fingerprints": self.results.fingerprints is not None, "note": self.note}
 
 
 # ------------------------------------------------------------------------------ reading the two sides
@@ -94,12 +100,11 @@ def _run_side(folder: Path, name: str = "results.json") -> Side:
     from regurg_bench.leaderboard.submit import _parse_results
 
     label = str(folder / name)
-    try:
-        text = read_bounded(folder / name, schema.MAX_RESULTS_BYTES, label)
-        _parse_results(text, label)  # the typed model every reader of results.json uses: errors name the field
+    try:  # the typed model every reader of results.json uses: errors name the field
+        results = _parse_results(read_bounded(folder / name, schema.MAX_RESULTS_BYTES, label), label)
     except schema.SubmissionError as err:
         raise CompareError(str(err)) from None
-    return Side(str(folder), "run", json.loads(text), FolderFiles(folder))
+    return Side(str(folder), "run", results, FolderFiles(folder))
 
 
 def _entry_side(path: Path, data: dict[str, Any]) -> Side:
@@ -127,40 +132,41 @@ def _entry_side(path: Path, data: dict[str, Any]) -> Side:
         text = files.get("results.json")
         if text is None:
             raise SubmissionError(f"{bundle}: no results.json in the evidence")
-        _parse_results(text, f"{bundle} (results.json)")
+        results = _parse_results(text, f"{bundle} (results.json)")
     except SubmissionError as err:
         raise CompareError(str(err)) from None
-    results = json.loads(text)
-    if results.get("config_hash") != entry.config_hash:
+    if results.config_hash != entry.config_hash:
         raise CompareError(f"{path}: field 'config_hash' is {entry.config_hash}, but the results.json in its evidence "
-                           f"records {results.get('config_hash')}")
-    if results.get("fingerprints") is None and entry.fingerprints is not None:
-        results["fingerprints"] = entry.fingerprints.model_dump()
+                           f"records {results.config_hash}")
+    if results.fingerprints is None and entry.fingerprints is not None:
+        results = results.model_copy(update={"fingerprints": entry.fingerprints})
     return Side(str(path), "entry", results, evidence.BundleFiles(files, entry.evidence.sha256))
 
 
-def _results_from_entry(entry: Any) -> dict[str, Any]:
-    """The parts of a results.json an entry carries itself (no claims, no students' outputs)."""
-    dumped = entry.model_dump(mode="json", by_alias=True)
-    return {"config_hash": entry.config_hash, "tasks": list(entry.tasks), "scores": dumped["scores"],
-            "conditions": dumped["conditions"], "condition_order": None, "students": {}, "claims": None,
-            "fingerprints": dumped.get("fingerprints"), "data": {"build_config_hash": entry.build_config_hash},
-            "config": {"scoring": {"metrics": list(entry.metrics)}}}
+def _results_from_entry(entry: Any) -> RunResults:
+    """The parts of a results.json an entry carries itself (no claims, no students' outputs): the fields it does
+    not carry are not set (``claims`` not among ``model_fields_set``: the side records no claims)."""
+    return RunResults.model_construct(
+        schema_id=RESULTS_SCHEMA, config_hash=entry.config_hash, tasks=list(entry.tasks), scores=entry.scores,
+        conditions=entry.conditions, students={}, fingerprints=entry.fingerprints,
+        data=RunData.model_construct(build_config_hash=entry.build_config_hash),
+        config={"scoring": {"metrics": list(entry.metrics)}})
 
 
 # ------------------------------------------------------------------------------ the comparisons
-def _order(a: dict[str, Any], b: dict[str, Any], task: str) -> list[str]:
+def _order(a: RunResults, b: RunResults, task: str) -> list[str]:
     """Conditions in A's scoring order, then those only B has."""
     out: list[str] = []
     for res in (a, b):
-        for cond in (res.get("condition_order") or list((res.get("scores") or {}).get(task, {}))):
-            if cond not in out and cond in (res.get("scores") or {}).get(task, {}):
+        scored = res.scores.get(task, {})
+        for cond in (res.condition_order or list(scored)):
+            if cond not in out and cond in scored:
                 out.append(cond)
     return out
 
 
-def _half_width(score: dict[str, Any]) -> float:
-    return (float(score["ci_high"]) - float(score["ci_low"])) / 2.0
+def _half_width(score: Score) -> float:
+    return (score.ci_high - score.ci_low) / 2.0
 
 
 def _reference_spread(a: Side, b: Side, task: str, metric: str) -> Any:
@@ -178,7 +184,7 @@ def compare_scores(a: Side, b: Side, tasks: list[str], metrics: list[str]) -> li
 
     pairs = []
     for task in tasks:
-        sa, sb = a.results["scores"].get(task, {}), b.results["scores"].get(task, {})
+        sa, sb = a.results.scores.get(task, {}), b.results.scores.get(task, {})
         for cond in _order(a.results, b.results, task):
             for m in metrics:
                 pairs.append((task, cond, m, sa.get(cond, {}).get(m), sb.get(cond, {}).get(m)))
@@ -187,13 +193,13 @@ def compare_scores(a: Side, b: Side, tasks: list[str], metrics: list[str]) -> li
     rows = []
     for task, cond, m, x, y in pairs:
         row: dict[str, Any] = {"task": task, "condition": cond, "metric": m,
-                               "a": x["score"] if x else None, "b": y["score"] if y else None}
+                               "a": x.score if x else None, "b": y.score if y else None}
         if x is None or y is None:
             rows.append(row | {"missing_in": "a" if x is None else "b"})
             continue
-        diff = float(y["score"]) - float(x["score"])
+        diff = y.score - x.score
         hw = math.hypot(_half_width(x), _half_width(y))
-        tol = tolerance(spreads[(task, m)], comparisons, len(x.get("per_seed") or [1]), len(y.get("per_seed") or [1]))
+        tol = tolerance(spreads[(task, m)], comparisons, len(x.per_seed), len(y.per_seed))
         rows.append(row | {"difference": round(diff, 6), "half_width": round(hw, 6),
                            "difference_in_half_widths": round(diff / hw, 4) if hw > 0 else (0.0 if diff == 0 else None),
                            "tolerance": tol.to_dict(), "within_noise": within(diff, tol)})
@@ -205,7 +211,8 @@ def _read_outputs(side: Side, name: str, task: str) -> tuple[dict[int, str] | No
     from regurg_bench.leaderboard.schema import SubmissionError
     from regurg_bench.leaderboard.verify import read_samples
 
-    rel = ((side.results.get("students") or {}).get(name) or {}).get("samples", {}).get(task)
+    student = side.results.students.get(name)
+    rel = student.samples.get(task) if student else None
     if side.files is None or rel is None:
         return None, f"{side.label}: no logged samples for {name} ({task})"
     try:
@@ -224,10 +231,10 @@ def identical_outputs(a: Side, b: Side, tasks: list[str]) -> tuple[dict[str, Any
                       for s in missing]
     notes: list[str] = []
     out: dict[str, Any] = {}
-    students_b = b.results.get("students") or {}
+    students_b = b.results.students
     for task in tasks:
         per_cond: dict[str, Any] = {}
-        for name, info in (a.results.get("students") or {}).items():
+        for name, info in a.results.students.items():
             if name not in students_b:
                 notes.append(f"{name}: only in {a.label}")
                 continue
@@ -238,14 +245,14 @@ def identical_outputs(a: Side, b: Side, tasks: list[str]) -> tuple[dict[str, Any
                 continue
             docs = set(ha) | set(hb)
             same = sum(1 for d in docs if d in ha and d in hb and ha[d] == hb[d])
-            c = per_cond.setdefault(info["condition"], {"identical": 0, "total": 0, "per_seed": {}})
+            c = per_cond.setdefault(info.condition, {"identical": 0, "total": 0, "per_seed": {}})
             c["identical"] += same
             c["total"] += len(docs)
-            c["per_seed"][str(info["seed"])] = round(same / len(docs), 6) if docs else 1.0
+            c["per_seed"][str(info.seed)] = round(same / len(docs), 6) if docs else 1.0
         for c in per_cond.values():
             c["share"] = round(c["identical"] / c["total"], 6) if c["total"] else 1.0
         out[task] = per_cond
-    notes += [f"{name}: only in {b.label}" for name in students_b if name not in (a.results.get("students") or {})]
+    notes += [f"{name}: only in {b.label}" for name in students_b if name not in a.results.students]
     return out, notes
 
 
@@ -257,22 +264,22 @@ def verdict_word(verdict: str | None) -> str:
 def compare_verdicts(a: Side, b: Side) -> tuple[list[dict[str, Any]] | None, str]:
     """One row per claim x metric of either run: both verdicts, both robustness marks, agreement, and
     whether a robust verdict is contradicted by the other run (``breaking``)."""
-    if a.results.get("claims") is None or b.results.get("claims") is None:
-        side = a if a.results.get("claims") is None else b
+    if a.claims is None or b.claims is None:
+        side = a if a.claims is None else b
         return None, f"verdicts not compared: {side.label} records no claims ({side.note or 'no results.json'})"
 
-    def keyed(side: Side) -> dict[tuple, dict[str, Any]]:
-        return {(c.get("claim"), c.get("task"), c.get("condition")): c for c in side.results["claims"]
-                if c.get("per_metric")}  # descriptive (per_stat) claims have no interval and no verdict to keep
+    def keyed(claims: list[RunClaim]) -> dict[tuple, dict[str, Any]]:
+        # descriptive (per_stat) claims have no interval and no verdict to keep
+        return {(c.claim, c.task, c.condition): c.per_metric for c in claims if c.per_metric}
 
-    ca, cb = keyed(a), keyed(b)
+    ca, cb = keyed(a.claims), keyed(b.claims)
     rows = []
     for key in list(ca) + [k for k in cb if k not in ca]:
-        pa, pb = (ca.get(key) or {}).get("per_metric", {}), (cb.get(key) or {}).get("per_metric", {})
+        pa, pb = ca.get(key, {}), cb.get(key, {})
         for m in list(pa) + [x for x in pb if x not in pa]:
-            va, vb = (pa.get(m) or {}).get("verdict"), (pb.get(m) or {}).get("verdict")
-            ra = (pa.get(m) or {}).get("robustness", MISSING_ROBUSTNESS) if va else None
-            rb = (pb.get(m) or {}).get("robustness", MISSING_ROBUSTNESS) if vb else None
+            va, vb = (pa[m].verdict if m in pa else None), (pb[m].verdict if m in pb else None)
+            ra = (pa[m].robustness or MISSING_ROBUSTNESS) if va else None
+            rb = (pb[m].robustness or MISSING_ROBUSTNESS) if vb else None
             agree = verdict_word(va) == verdict_word(vb)
             robust = "robust" in (ra, rb)
             rows.append({"claim": key[0], "task": key[1], "condition": key[2], "metric": m, "a": va, "b": vb,
@@ -289,7 +296,7 @@ def _differing(fa: dict[str, Any], fb: dict[str, Any], prefix: str = "") -> tupl
 def divergence(a: Side, b: Side, outputs: dict[str, Any] | None, student_shares: dict[str, float]) -> dict[str, Any]:
     """Each stage (base model, generators and generated splits, student weights, outputs): identical,
     differ (naming what) or not recorded; and the first stage that differs."""
-    fa, fb = a.results.get("fingerprints"), b.results.get("fingerprints")
+    fa, fb = a.results.fingerprints, b.results.fingerprints
     stages = []
 
     def stage(name: str, differing: list[str] | None, compared: int, detail: str = "") -> None:
@@ -301,12 +308,11 @@ def divergence(a: Side, b: Side, outputs: dict[str, Any] | None, student_shares:
         why = " and ".join(s.label for s, f in ((a, fa), (b, fb)) if f is None) + " recorded no fingerprints"
         stage(STAGES[0], None, 0, why)
     else:
-        base = fa.get("base_model"), fb.get("base_model")
+        base = fa.base_model, fb.base_model
         stage(STAGES[0], [] if base[0] == base[1] else ["base model"], 1,
               "no shared base checkpoint (scratch students)" if base == (None, None) else "")
-    splits_a = (a.results.get("data") or {}).get("split_fingerprints")
-    splits_b = (b.results.get("data") or {}).get("split_fingerprints")
-    gens = _differing(fa.get("generators") or {}, fb.get("generators") or {}, "generator ") if fa and fb else None
+    splits_a, splits_b = a.results.data.split_fingerprints, b.results.data.split_fingerprints
+    gens = _differing(fa.generators, fb.generators, "generator ") if fa and fb else None
     splits = _differing(splits_a, splits_b, "split ") if splits_a and splits_b else None
     if gens is None and splits is None:
         stage(STAGES[1], None, 0, "no generator or split fingerprints on both sides")
@@ -315,7 +321,7 @@ def divergence(a: Side, b: Side, outputs: dict[str, Any] | None, student_shares:
     if fa is None or fb is None:
         stage(STAGES[2], None, 0)
     else:
-        stage(STAGES[2], *_differing(fa.get("students") or {}, fb.get("students") or {}))
+        stage(STAGES[2], *_differing(fa.students, fb.students))
     if outputs is None:
         stage(STAGES[3], None, 0, "a side has no logged outputs")
     else:
@@ -335,21 +341,19 @@ def compare_runs(a: Side, b: Side, *, allow_config_change: bool = False) -> dict
     from regurg_bench.protocol.tolerance import DEFINITION
 
     warnings = []
-    same_config = a.results.get("config_hash") == b.results.get("config_hash")
+    same_config = a.results.config_hash == b.results.config_hash
     if not same_config:
-        problem = (f"field 'config_hash' differs ({a.label}: {a.results.get('config_hash')}, {b.label}: "
-                   f"{b.results.get('config_hash')})")
+        problem = f"field 'config_hash' differs ({a.label}: {a.results.config_hash}, {b.label}: {b.results.config_hash})"
         if not allow_config_change:
             raise CompareError(problem + ": compare takes two runs of one config; pass --allow-config-change to "
                                "compare them anyway")
         warnings.append(f"WARNING: {problem}: the runs differ by design, so their differences and verdict "
                         "disagreements say nothing about machines")
-    tasks = [t for t in a.results.get("tasks", []) if t in (b.results.get("tasks") or [])]
+    tasks = [t for t in a.results.tasks if t in b.results.tasks]
     if not tasks:
-        raise CompareError(f"no task in common: {a.label} has {a.results.get('tasks')}, {b.label} has "
-                           f"{b.results.get('tasks')}")
-    metrics_b = _metrics(b.results)
-    metrics = [m for m in _metrics(a.results) if m in metrics_b]
+        raise CompareError(f"no task in common: {a.label} has {a.results.tasks}, {b.label} has {b.results.tasks}")
+    metrics_b = b.results.metrics()
+    metrics = [m for m in a.results.metrics() if m in metrics_b]
     scores = compare_scores(a, b, tasks, metrics)
     outputs, notes = identical_outputs(a, b, tasks)
     shares = _student_shares(a, b, outputs) if outputs is not None else {}
@@ -379,20 +383,11 @@ def compare_runs(a: Side, b: Side, *, allow_config_change: bool = False) -> dict
     }
 
 
-def _metrics(results: dict[str, Any]) -> list[str]:
-    metrics = ((results.get("config") or {}).get("scoring") or {}).get("metrics")
-    if metrics:
-        return list(metrics)
-    first = next(iter((results.get("scores") or {}).values()), {})
-    return list(next(iter(first.values()), {}))
-
-
 def _student_shares(a: Side, b: Side, outputs: dict[str, Any]) -> dict[str, float]:
     """Identical-output share per student (over tasks), in A's student order."""
-    students = a.results.get("students") or {}
     out = {}
-    for name, info in students.items():
-        per = [outputs[t].get(info["condition"], {}).get("per_seed", {}).get(str(info["seed"])) for t in outputs]
+    for name, info in a.results.students.items():
+        per = [outputs[t].get(info.condition, {}).get("per_seed", {}).get(str(info.seed)) for t in outputs]
         per = [x for x in per if x is not None]
         if per:
             out[name] = min(per)

@@ -188,6 +188,7 @@ def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: 
     """Re-train (unless ``eval_only``) and re-evaluate the ``chosen`` students of ``plan`` (and the students
     they continue) and compare each with its recorded samples."""
     from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
+    from regurg_bench.results import RunResults
 
     needed = set(chosen)
     for name in chosen:  # M4 continues its REGURG student: re-train that one too
@@ -198,7 +199,8 @@ def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: 
     results = recorded.results
     tasks, metrics = list(results["tasks"]), list(cfg.scoring.metrics)
     comparisons = len(chosen) * len(tasks) * len(metrics)  # the family a verify call tests (Bonferroni)
-    tolerances = {t: {m: tolerance(run_seed_spread([results], t, m), comparisons) for m in metrics} for t in tasks}
+    typed = RunResults.model_validate(results)
+    tolerances = {t: {m: tolerance(run_seed_spread([typed], t, m), comparisons) for m in metrics} for t in tasks}
     own = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="regurg-verify-"))
     report: list[Reproduced] = []
     try:

@@ -34,7 +34,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regurg_bench.results import RunResults
 
 #: The family-wise false-failure rate the tolerance allows an honest re-run.
 ALPHA = 0.05
@@ -83,14 +86,10 @@ def seed_spread(per_seed: Iterable[Sequence[float]]) -> SeedSpread:
     return SeedSpread(math.sqrt(ss / df) if df else None, df, used)
 
 
-def run_seed_spread(runs: Iterable[dict[str, Any]], task: str, metric: str) -> SeedSpread:
-    """The pooled seed spread of ``metric`` on ``task`` over every condition of one or more results.json."""
-    lists = []
-    for results in runs:
-        for row in (results.get("scores") or {}).get(task, {}).values():
-            if isinstance(row, dict) and metric in row:
-                lists.append(row[metric].get("per_seed") or [])
-    return seed_spread(lists)
+def run_seed_spread(runs: Iterable[RunResults], task: str, metric: str) -> SeedSpread:
+    """The pooled seed spread of ``metric`` on ``task`` over every condition of one or more runs' results."""
+    return seed_spread([per[metric].per_seed for results in runs for per in results.scores.get(task, {}).values()
+                        if metric in per])
 
 
 def tolerance(spread: SeedSpread, comparisons: int, n_a: int = 1, n_b: int = 1, alpha: float = ALPHA) -> Tolerance:
