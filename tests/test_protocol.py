@@ -247,6 +247,7 @@ def test_every_verdict_is_robust_fragile_or_inconclusive_and_run_ends_with_a_tab
 
     from regurg_bench.cli import app
     from regurg_bench.protocol.report import robustness_counts
+    from regurg_bench.results import RunResults
 
     cfg, out, results, _ = tiny_run
     decided = 0
@@ -261,7 +262,7 @@ def test_every_verdict_is_robust_fragile_or_inconclusive_and_run_ends_with_a_tab
     assert res.exit_code == 0, res.output
     assert "robustness" in res.output and "seeds agree" in res.output and "report.md" in res.output
     assert not res.output.lstrip().startswith("{")
-    counts = robustness_counts(results)
+    counts = robustness_counts(RunResults.model_validate(results))
     assert f"{counts['robust']} robust, {counts['fragile']} fragile, {counts['inconclusive']} inconclusive" \
         in " ".join(res.output.split())
     assert counts["robust"] + counts["fragile"] == decided

@@ -97,8 +97,10 @@ def run_cmd(
     from rich.console import Console
 
     from regurg_bench.protocol.report import terminal_summary
+    from regurg_bench.results import RunResults
 
-    Console(width=max(Console().width, 120)).print(terminal_summary(results, folder / "report.md"))
+    summary = terminal_summary(RunResults.model_validate(results), folder / "report.md")
+    Console(width=max(Console().width, 120)).print(summary)
 
 
 def report_cmd(
@@ -109,14 +111,21 @@ def report_cmd(
 ) -> None:
     """Re-render report.md, report.html and the plots of a finished run from its results.json, or print
     its headline summary (what the README shows for the embedded default)."""
+    from pydantic import ValidationError
+
     from regurg_bench.protocol.report import headline as make_headline
     from regurg_bench.protocol.report import write_reports
+    from regurg_bench.results import RunResults, describe_validation_error
 
     path = run_dir / "results.json"
     if not path.is_file():
         print_error(f"{path}: no results.json (is this a finished run folder?)")
         raise typer.Exit(2)
-    results = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = RunResults.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except ValidationError as err:
+        print_error(describe_validation_error(err, str(path)))
+        raise typer.Exit(2) from None
     if headline:
         print(make_headline(results, image_dir), end="")
         return

@@ -17,13 +17,14 @@ from typing import Any
 
 from regurg_bench.atomic import atomic_write
 from regurg_bench.protocol.fingerprints import weight_fingerprints
-from regurg_bench.protocol.report_parts import METRIC_LABEL, fmt_bound, load_samples, save_figure
+from regurg_bench.protocol.report_parts import METRIC_LABEL, fmt_bound, load_samples, pyplot, save_figure
+from regurg_bench.results import RESULTS_SCHEMA, RunClaim, RunEffect, RunResults, RunScore, RunVerdict
 from regurg_bench.scoring.bootstrap import prefetch_stats
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, short_verdict, verdict
 
-SCHEMA = "regurg-bench/results/v1"
+SCHEMA = RESULTS_SCHEMA
 #: The report's plots (written when they have data), with captions.
 PLOTS = [("scores.png", "Score per condition with 95% intervals"),
          ("sizes.png", "Score vs training size, real vs generated (size ladder)"),
@@ -120,9 +121,10 @@ def _student_records(cfg, out: Path, students: dict[str, Any], evals: dict[str, 
 
 def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], tasks: list[str],
               derived: dict[str, Any], manifest: dict[str, Any], notes: list[str],
-              diagnostics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run's results (the ``results.json`` dict): every student's logged outputs scored per task, metric and
-    condition with paired-bootstrap intervals, D and R, the claims' verdicts, and the provenance of each number."""
+              diagnostics: dict[str, Any] | None = None) -> RunResults:
+    """The run's results (``results.json`` is their serialisation): every student's logged outputs scored per task,
+    metric and condition with paired-bootstrap intervals, D and R, the claims' verdicts, and the provenance of each
+    number."""
     sc = cfg.scoring
     gens = list(cfg.build.generators)
     conditions = _conditions(students)
@@ -163,20 +165,19 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "checks": checks,
         "notes": notes,
     }
-    _check_results_model(results)
-    return results
+    return typed_results(results)
 
 
-def _check_results_model(results: dict[str, Any]) -> None:
-    """The results are read back by ``submit``, the verifier and the leaderboard through one typed model
-    (:class:`regurg_bench.leaderboard.schema.RunResults`): what scoring produces must pass it here, not
-    fail later in someone else's submission."""
+def typed_results(results: dict[str, Any]) -> RunResults:
+    """``results`` as the one typed model (:class:`regurg_bench.results.RunResults`) that the report, ``submit``, the
+    verifier, ``compare`` and the leaderboard read: what scoring produces must pass it here, not fail later in
+    someone else's submission. Dict order is kept (the report lists conditions and students in run order)."""
     from pydantic import ValidationError
 
-    from regurg_bench.leaderboard.schema import RunResults, describe_validation_error
+    from regurg_bench.results import describe_validation_error
 
     try:
-        RunResults.model_validate(results)
+        return RunResults.model_validate(results)
     except ValidationError as err:
         raise RuntimeError(describe_validation_error(err, "results.json as scored")) from None
 
@@ -206,50 +207,51 @@ ROBUSTNESS_TEXT = ("A verdict is *robust* when its Holm-adjusted p-value is at m
                    "outputs count as one.")
 
 
-def _verdict_with_robustness(effect: dict[str, Any]) -> str:
-    word, rob = effect["verdict"], effect.get("robustness")
-    return f"{word} ({rob})" if rob in ("robust", "fragile") else word
+def _verdict_with_robustness(effect: RunVerdict) -> str:
+    rob = effect.robustness
+    return f"{effect.verdict} ({rob})" if rob in ("robust", "fragile") else effect.verdict
 
 
-def why_inconclusive(effect: dict[str, Any]) -> str:
+def why_inconclusive(effect: RunVerdict) -> str:
     """For a verdict that is not robust: the smallest effect this run could detect and the seeds the observed
     effect would need (empty for robust verdicts and effects without an interval)."""
-    if effect.get("robustness") == "robust" or effect.get("detectable") is None:
+    if effect.robustness == "robust" or effect.detectable is None:
         return ""
-    text = f"this run detects |effect| >= {effect['detectable']:.3g} (80 % power)"
-    needed, n = effect.get("seeds_needed"), effect.get("effective_seeds") or effect.get("n_seeds") or 1
-    if effect.get("estimate") is None:
+    text = f"this run detects |effect| >= {effect.detectable:.3g} (80 % power)"
+    needed, n = effect.seeds_needed, effect.effective_seeds or effect.n_seeds or 1
+    if effect.estimate is None:
         return text
     if needed is None:
-        share = effect.get("seed_share")
+        share = effect.seed_share
         return text + ("; more seeds would not detect the observed effect (test-sentence noise alone hides it)"
                        if share is not None and share < 1.0 else "")
     return text + (f"; the observed effect needs ~{needed} seeds" if needed > n else
                    "; the observed effect is within reach at these seeds (a chance miss, or it is smaller than estimated)")
 
 
-def robustness_counts(results: dict[str, Any]) -> dict[str, int]:
+def robustness_counts(results: RunResults) -> dict[str, int]:
     """How many claim x metric verdicts are robust, fragile and inconclusive."""
     counts = {"robust": 0, "fragile": 0, "inconclusive": 0}
-    for c in results["claims"]:
-        for v in c.get("per_metric", {}).values():
-            counts[_robustness_of(v)] += 1
+    for c in results.claims:
+        for v in c.per_metric.values():
+            counts[v.robustness_or_default()] += 1
     return counts
 
 
-def _robustness_of(effect: dict[str, Any]) -> str:
-    """The recorded robustness; results written before it existed: a decided verdict counts as fragile."""
-    if effect.get("robustness"):
-        return effect["robustness"]
-    return "fragile" if effect.get("verdict") in ("holds", "contradicted") else "inconclusive"
+def _fmt_effect(effect: RunEffect) -> str:
+    if effect.estimate is None:
+        return f"n/a ({effect.status})"
+    ci = f"[{fmt_bound(effect.ci_low)}, {fmt_bound(effect.ci_high)}]"
+    return f"{effect.estimate:.3f} {ci}" + ("" if effect.status == OK else f" ({effect.status})")
 
 
-def _fmt_effect(effect: dict[str, Any]) -> str:
-    if effect["estimate"] is None:
-        return f"n/a ({effect['status']})"
-    lo, hi = effect["ci_low"], effect["ci_high"]
-    ci = f"[{fmt_bound(lo)}, {fmt_bound(hi)}]"
-    return f"{effect['estimate']:.3f} {ci}" + ("" if effect["status"] == OK else f" ({effect['status']})")
+def _fmt_score(score: RunScore) -> str:
+    return f"{score.score:.2f} [{score.ci_low:.2f}, {score.ci_high:.2f}]"
+
+
+def _seeds_agree(v: RunVerdict) -> str:
+    """``k/n``: how many seeds agree with the pooled verdict alone (empty with one seed)."""
+    return f"{v.agreeing()}/{v.n_seeds}" if (v.n_seeds or 0) > 1 else ""
 
 
 def _num(x: float) -> str:
@@ -368,80 +370,87 @@ def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, di
 
 
 # ---------------------------------------------------------------------------------------- render
-def blocks(results: dict[str, Any]) -> list[tuple]:
+def blocks(results: RunResults) -> list[tuple]:
     """The report as blocks: ("h", level, text[, user text]) | ("p", text) | ("table", header, rows) | ("img", path)."""
-    level = int(results["scoring"]["level"] * 100)
+    level = int(results.scoring.level * 100)
     b = _intro_blocks(results, level)
-    for task in results["tasks"]:
+    for task in results.tasks:
         b.append(("h", 2, f"Scores: {task}"))
         b.append(_score_table(results, task, level))
     b.append(("img", "scores.png"))
     b += _claim_blocks(results, level)
     b += _plot_blocks(results)
-    if results.get("collapse"):
+    if results.collapse is not None:
         from regurg_bench.protocol.collapse import report_blocks
 
-        b += report_blocks(results["collapse"])
+        b += report_blocks(_collapse_section(results))
     b += _appendix_blocks(results)
     return b
 
 
-def _intro_blocks(results: dict[str, Any], level: int) -> list[tuple]:
+def _collapse_section(results: RunResults) -> dict[str, Any]:
+    """The collapse section as the study wrote it (its report blocks and plots read the study's own dict)."""
+    return results.collapse.model_dump(mode="json", exclude_unset=True)
+
+
+def _intro_blocks(results: RunResults, level: int) -> list[tuple]:
     """The title (the run name is user text: a 4th element, escaped by each renderer) and how the numbers were made."""
-    return [("h", 1, "regurg-bench protocol report: ", str(results["name"])),
-            ("p", f"Config hash `{results['config_hash']}`; lm-eval {results['lm_eval_version']}; "
-                  f"tasks {', '.join(results['tasks'])}; {results['scoring']['resamples']} paired bootstrap "
+    return [("h", 1, "regurg-bench protocol report: ", str(results.name)),
+            ("p", f"Config hash `{results.config_hash}`; lm-eval {results.lm_eval_version}; "
+                  f"tasks {', '.join(results.tasks)}; {results.scoring.resamples} paired bootstrap "
                   f"resamples, {level}% percentile intervals. Scores are sacrebleu corpus scores recomputed "
                   "from the logged lm-eval samples (checked equal to lm-eval's: "
-                  + ", ".join(f"{t}: {'yes' if c['equal_to_lm_eval'] else 'NO'}, "
-                              f"{c['n_test_sentences']} sentences" for t, c in results["checks"].items())
+                  + ", ".join(f"{t}: {'yes' if c.equal_to_lm_eval else 'NO'}, "
+                              f"{c.n_test_sentences} sentences" for t, c in results.checks.items())
                   + "). D = (S_real - S_regurg)/S_real (sign flipped for TER, so D > 0 always means real "
                     "data is better); R = (S_m - S_regurg)/(S_real - S_regurg).")]
 
 
-def _score_table(results: dict[str, Any], task: str, level: int) -> tuple:
+def _effect_cells(results: RunResults, task: str, cond: str, metrics: list[str]) -> list[str]:
+    """A condition's D (regurgitated), R (against each baseline) or "(reference)", per metric."""
+    if results.conditions[cond].kind == "regurg":
+        return ["D " + _fmt_effect(results.degradation[task][cond][m]) for m in metrics]
+    base = results.recovery[task].get(cond)
+    if not base:
+        return ["(reference)"] * len(metrics)
+    if len(base) > 1:
+        return ["; ".join(f"R vs {k}: " + _fmt_effect(v[m]) for k, v in base.items()) for m in metrics]
+    return ["R " + _fmt_effect(next(iter(base.values()))[m]) for m in metrics]
+
+
+def _score_table(results: RunResults, task: str, level: int) -> tuple:
     """One row per condition of ``task``: seeds, each metric's score and interval, then its D or R."""
-    metrics = results["config"]["scoring"]["metrics"]
+    metrics = results.metrics()
     header = ["condition", "seeds"] + [f"{METRIC_LABEL[m]} [{level}% CI]" for m in metrics] + \
              [f"D or R ({METRIC_LABEL[m]})" for m in metrics]
     rows = []
-    for cond, per in results["scores"][task].items():
-        info = results["conditions"][cond]
-        distinct = info.get("effective_seeds", len(info["seeds"]))
-        row = [cond, ",".join(map(str, info["seeds"])) + (f" ({distinct} distinct)" if distinct < len(info["seeds"])
-                                                           else "")]
-        row += [f"{per[m]['score']:.2f} [{per[m]['ci_low']:.2f}, {per[m]['ci_high']:.2f}]" for m in metrics]
-        if info["kind"] == "regurg":
-            row += ["D " + _fmt_effect(results["degradation"][task][cond][m]) for m in metrics]
-        elif cond in results["recovery"][task]:
-            base = results["recovery"][task][cond]
-            row += ["; ".join(f"R vs {k}: " + _fmt_effect(v[m]) for k, v in base.items()) if len(base) > 1
-                    else "R " + _fmt_effect(next(iter(base.values()))[m]) for m in metrics]
-        else:
-            row += ["(reference)"] * len(metrics)
-        rows.append(row)
+    for cond, per in results.scores[task].items():
+        info = results.conditions[cond]
+        distinct = info.distinct_seeds()
+        seeds = ",".join(map(str, info.seeds)) + (f" ({distinct} distinct)" if distinct < len(info.seeds) else "")
+        rows.append([cond, seeds] + [_fmt_score(per[m]) for m in metrics] + _effect_cells(results, task, cond, metrics))
     return ("table", header, rows)
 
 
-def _claim_row(c: dict[str, Any]) -> list[str]:
+def _claim_row(c: RunClaim) -> list[str]:
     """A claim's row of the claims table: its text, where it was tested, and its verdict per metric or statistic."""
-    if c.get("per_stat"):
-        verdicts = "; ".join(f"{v['label']} ({v['better']} is better): human {_num(v['real'])}, generated "
-                             f"{_num(v['generated'])}: {v['verdict']}" for v in c["per_stat"].values())
-        return [c["text"], f"{c['condition']} (training split)", verdicts]
-    if not c["per_metric"]:
-        return [c["text"], "-", c.get("verdict", "")]
+    if c.per_stat:
+        verdicts = "; ".join(f"{v.label} ({v.better} is better): human {_num(v.real)}, generated "
+                             f"{_num(v.generated)}: {v.verdict}" for v in c.per_stat.values())
+        return [c.text, f"{c.condition} (training split)", verdicts]
+    if not c.per_metric:
+        return [c.text, "-", c.verdict or ""]
     verdicts = "; ".join(f"{METRIC_LABEL[m]}: {_verdict_with_robustness(v)}, {_fmt_effect(v)}"
-                         + (f", agrees alone in {v.get('seeds_agreeing', v['seeds_holding'])}/{v['n_seeds']}"
-                            f" seeds ({', '.join(v['per_seed_verdicts'])})" if v.get("n_seeds", 0) > 1 else "")
+                         + (f", agrees alone in {agree} seeds ({', '.join(v.per_seed_verdicts or [])})"
+                            if (agree := _seeds_agree(v)) else "")
                          + (f"; {why}" if (why := why_inconclusive(v)) else "")
-                         for m, v in c["per_metric"].items())
-    return [c["text"], f"{c['condition']} ({c['task']})", verdicts]
+                         for m, v in c.per_metric.items())
+    return [c.text, f"{c.condition} ({c.task})", verdicts]
 
 
-def _claim_blocks(results: dict[str, Any], level: int) -> list[tuple]:
+def _claim_blocks(results: RunResults, level: int) -> list[tuple]:
     """The paper's claims: a verdict table, the verdict counts, and how to read a verdict."""
-    rows = [_claim_row(c) for c in results["claims"]]
+    rows = [_claim_row(c) for c in results.claims]
     counts = robustness_counts(results)
     return [("h", 2, "Paper claims"),
             ("table", ["claim", "condition", f"verdict per metric (estimate [{level}% CI])"], rows),
@@ -449,7 +458,7 @@ def _claim_blocks(results: dict[str, Any], level: int) -> list[tuple]:
                   "inconclusive verdicts.** " + ROBUSTNESS_TEXT),
             ("p", "A claim *holds* when the interval lies above 0, is *contradicted* when it lies below 0, and "
                   "is *inconclusive* when it contains 0 or when the comparison is not significant after "
-                  "Holm's step-down correction over its family (" + results["scoring"].get("correction", "none")
+                  "Holm's step-down correction over its family (" + (results.scoring.correction or "none")
                   + "). With several seeds the intervals resample seeds and test sentences; each claim also "
                   "gives its verdict on every seed alone (intervals over test sentences only). Recovery is undefined "
                   "(no number) when the degradation it would recover is not established after Holm's correction. Δ is a paired score difference in metric points (TER: "
@@ -457,35 +466,34 @@ def _claim_blocks(results: dict[str, Any], level: int) -> list[tuple]:
                   "the diagnostics, no interval).")]
 
 
-def _plot_blocks(results: dict[str, Any]) -> list[tuple]:
+def _plot_blocks(results: RunResults) -> list[tuple]:
     """Each plot the run drew besides scores.png (shown above), under its caption."""
-    return [block for name, caption in PLOTS if name in results.get("plots", []) and name != "scores.png"
+    return [block for name, caption in PLOTS if name in results.plots and name != "scores.png"
             for block in (("h", 3, caption), ("img", name))]
 
 
-def _appendix_blocks(results: dict[str, Any]) -> list[tuple]:
+def _appendix_blocks(results: RunResults) -> list[tuple]:
     """Mitigation data, notes, stage times and provenance (each where the run has it)."""
     b: list[tuple] = []
-    md = results.get("mitigation_data", {})
-    if md:
+    if results.mitigation_data:
         b.append(("h", 2, "Mitigation data"))
         b.append(("table", ["step", "details"],
                   [[k, json.dumps({kk: vv for kk, vv in v.items() if kk != "dir"}, sort_keys=True)]
-                   for k, v in md.items()]))
-    if results.get("notes"):
+                   for k, v in results.mitigation_data.items()]))
+    if results.notes:
         b.append(("h", 2, "Notes"))
-        b += [("p", n) for n in results["notes"]]
-    if results.get("timings_s"):
+        b += [("p", n) for n in results.notes]
+    if results.timings_s:
         b.append(("h", 2, "Stage times"))
-        b.append(("table", ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in results["timings_s"].items()]))
+        b.append(("table", ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in results.timings_s.items()]))
     b.append(("h", 2, "Provenance"))
     b.append(("table", ["student", "model", "samples"],
-              [[n, s["model_id"], ", ".join(s["samples"].values())] for n, s in results["students"].items()]))
-    b.append(("table", ["metric", "sacrebleu signature"], [[k, v] for k, v in results["sacrebleu_signatures"].items()]))
+              [[n, s.model_id, ", ".join(s.samples.values())] for n, s in results.students.items()]))
+    b.append(("table", ["metric", "sacrebleu signature"], [[k, v] for k, v in results.sacrebleu_signatures.items()]))
     return b
 
 
-def terminal_summary(results: dict[str, Any], report_path: Path | str):
+def terminal_summary(results: RunResults, report_path: Path | str):
     """The end of ``regurg-bench run`` on a terminal: one rich table row per claim x metric (estimate and
     interval, verdict, robustness, seeds agreeing), the verdict counts, and where the report is."""
     from rich.console import Group
@@ -495,55 +503,51 @@ def terminal_summary(results: dict[str, Any], report_path: Path | str):
     from regurg_bench.console import plain
 
     style = {"robust": "bold green", "fragile": "yellow", "inconclusive": "dim"}
-    table = Table(title=plain(f"{results['name']}: paper claims ({int(results['scoring']['level'] * 100)}% intervals)"),
+    table = Table(title=plain(f"{results.name}: paper claims ({int(results.scoring.level * 100)}% intervals)"),
                   show_lines=False, header_style="bold")
     for col in ("claim", "condition", "metric", "estimate [CI]", "verdict", "robustness", "seeds agree"):
         table.add_column(col, overflow="fold")
-    for c in results["claims"]:
-        for m, v in c.get("per_metric", {}).items():
-            rob = _robustness_of(v)
-            agree = f"{v.get('seeds_agreeing', v['seeds_holding'])}/{v['n_seeds']}" if v.get("n_seeds", 0) > 1 else "-"
-            table.add_row(plain(c["claim"].replace("_", " ")), plain(c["condition"]), METRIC_LABEL.get(m, m),
-                          plain(_fmt_effect(v).split(" (")[0]), plain(SHORT_VERDICT.get(v["verdict"], v["verdict"])),
-                          Text(rob, style=style[rob]), agree)
+    for c in results.claims:
+        for m, v in c.per_metric.items():
+            rob = v.robustness_or_default()
+            table.add_row(plain(c.claim.replace("_", " ")), plain(c.condition), METRIC_LABEL.get(m, m),
+                          plain(_fmt_effect(v).split(" (")[0]), plain(SHORT_VERDICT.get(v.verdict, v.verdict)),
+                          Text(rob, style=style[rob]), _seeds_agree(v) or "-")
     counts = robustness_counts(results)
     footer = Text.assemble((f"{counts['robust']} robust", "bold green"), ", ", (f"{counts['fragile']} fragile", "yellow"),
                            ", ", f"{counts['inconclusive']} inconclusive; report: ", plain(report_path))
     return Group(table, footer)
 
 
-def headline(results: dict[str, Any], image_dir: str = "") -> str:
+def _headline_cell(e: RunVerdict) -> str:
+    """A claim's verdict on one metric: the short verdict (**bold** robust, "(fragile)"), estimate, interval, seeds."""
+    short = SHORT_VERDICT.get(e.verdict, e.verdict)
+    if e.robustness in ("robust", "fragile"):
+        short = f"**{short}**" if e.robustness == "robust" else f"{short} (fragile)"
+    agree = f" ({agree} seeds)" if (agree := _seeds_agree(e)) else ""
+    return (short if e.estimate is None else f"{short}: {_fmt_effect(e).split(' (')[0]}") + agree
+
+
+def headline(results: RunResults, image_dir: str = "") -> str:
     """The short Markdown summary (README, top of report.md): scores with intervals, then one line per
     claim with its estimate and interval per metric."""
-    metrics = results["config"]["scoring"]["metrics"]
-    level = int(results["scoring"]["level"] * 100)
-    task = results["tasks"][0]
-    lines = [f"**{task}**, {results['checks'][task]['n_test_sentences']} test sentences, "
-             f"seeds {sorted({s for c in results['conditions'].values() for s in c['seeds']})}, "
-             f"{level}% paired-bootstrap intervals ({results['scoring']['resamples']} resamples).", "",
+    metrics = results.metrics()
+    level = int(results.scoring.level * 100)
+    task = results.tasks[0]
+    lines = [f"**{task}**, {results.checks[task].n_test_sentences} test sentences, "
+             f"seeds {sorted({s for c in results.conditions.values() for s in c.seeds})}, "
+             f"{level}% paired-bootstrap intervals ({results.scoring.resamples} resamples).", "",
              "| condition | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
              "|---|" + "---|" * len(metrics)]
-    order = results.get("condition_order") or list(results["scores"][task])
-    for cond in order:
-        per = results["scores"][task][cond]
-        lines.append(f"| {cond} | " + " | ".join(f"{per[m]['score']:.2f} [{per[m]['ci_low']:.2f}, {per[m]['ci_high']:.2f}]"
-                                                 for m in metrics) + " |")
+    for cond in results.condition_order or list(results.scores[task]):
+        per = results.scores[task][cond]
+        lines.append(f"| {cond} | " + " | ".join(_fmt_score(per[m]) for m in metrics) + " |")
     lines += ["", "| paper claim | condition | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
               "|---|---|" + "---|" * len(metrics)]
-    for c in results["claims"]:
-        if c.get("task") != task or not c["per_metric"]:
-            continue
-        cells = []
-        for m in metrics:
-            e = c["per_metric"][m]
-            short = SHORT_VERDICT.get(e["verdict"], e["verdict"])
-            if e.get("robustness") in ("robust", "fragile"):
-                short = f"**{short}**" if e["robustness"] == "robust" else f"{short} (fragile)"
-            agree = (f" ({e.get('seeds_agreeing', e['seeds_holding'])}/{e['n_seeds']} seeds)"
-                     if e.get("n_seeds", 0) > 1 else "")
-            cells.append((short if e["estimate"] is None else f"{short}: {_fmt_effect(e).split(' (')[0]}") + agree)
-        name = c["claim"].replace("_", " ")
-        lines.append(f"| {name} | {c['condition']} | " + " | ".join(cells) + " |")
+    for c in results.claims:
+        if c.task == task and c.per_metric:
+            cells = [_headline_cell(c.per_metric[m]) for m in metrics]
+            lines.append(f"| {c.claim.replace('_', ' ')} | {c.condition} | " + " | ".join(cells) + " |")
     counts = robustness_counts(results)
     lines += ["", f"Verdicts: {counts['robust']} robust (**bold**: findings), {counts['fragile']} fragile (leads, "
                   f"not findings), {counts['inconclusive']} inconclusive. (k/n seeds): how many seeds agree alone."]
@@ -598,93 +602,81 @@ def to_html(bl: list[tuple], title: str) -> str:
     return "\n".join(parts)
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = results["config"]["scoring"]["metrics"]
-    task = results["tasks"][0]
-    per = results["scores"][task]
+def plot(results: RunResults, path: Path) -> None:
+    plt = pyplot()
+    metrics = results.metrics()
+    task = results.tasks[0]
+    per = results.scores[task]
     conds = list(per)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.35 * len(conds) + 1.8), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=False):
-        vals = [per[c][m]["score"] for c in conds]
-        err = [[v - per[c][m]["ci_low"] for c, v in zip(conds, vals, strict=False)],
-               [per[c][m]["ci_high"] - v for c, v in zip(conds, vals, strict=False)]]
+        vals = [per[c][m].score for c in conds]
+        err = [[v - per[c][m].ci_low for c, v in zip(conds, vals, strict=False)],
+               [per[c][m].ci_high - v for c, v in zip(conds, vals, strict=False)]]
         colors = ["tab:green" if c == "real" else "tab:red" if c.startswith("regurg_") else "tab:blue" for c in conds]
         ax.barh(range(len(conds)), vals, xerr=err, color=colors, capsize=3)
         ax.set_yticks(range(len(conds)), conds if ax is axes[0][0] else [""] * len(conds))
         ax.invert_yaxis()
         ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
-    fig.suptitle(f"{task}: score per condition, {int(results['scoring']['level'] * 100)}% bootstrap CI")
+    fig.suptitle(f"{task}: score per condition, {int(results.scoring.level * 100)}% bootstrap CI")
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def plot_sizes(results: dict[str, Any], path: Path) -> bool:
+def plot_sizes(results: RunResults, path: Path) -> bool:
     """Score vs training size: the real ladder and each generator's ladder (the full-size students last)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    task, conds = results["tasks"][0], results["conditions"]
-    per = results["scores"][task]
-    full = results["data"].get("matched_pairs")
-    lines: dict[str, list[tuple[int, dict]]] = {}
+    plt = pyplot()
+    task, conds = results.tasks[0], results.conditions
+    per = results.scores[task]
+    full = results.data.matched_pairs
+    lines: dict[str, list[tuple[int, dict[str, RunScore]]]] = {}
     for cond, info in conds.items():
-        if info["kind"] == "ladder":
-            lines.setdefault(info["generator"] or "real", []).append((info["size"], per[cond]))
-        elif info["kind"] in ("real", "regurg") and full:
-            lines.setdefault(info["generator"] or "real", []).append((full, per[cond]))
-    if not any(info["kind"] == "ladder" for info in conds.values()):
+        if info.kind == "ladder":
+            lines.setdefault(info.generator or "real", []).append((info.size, per[cond]))
+        elif info.kind in ("real", "regurg") and full:
+            lines.setdefault(info.generator or "real", []).append((full, per[cond]))
+    if not any(info.kind == "ladder" for info in conds.values()):
         return False
-    metrics = results["config"]["scoring"]["metrics"]
+    metrics = results.metrics()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         for name, pts in sorted(lines.items(), key=lambda kv: kv[0] != "real"):
             pts.sort(key=lambda t: t[0])
             x = [p[0] for p in pts]
-            y = [p[1][m]["score"] for p in pts]
+            y = [p[1][m].score for p in pts]
             ax.plot(x, y, marker="o", label="human targets" if name == "real" else f"{name} targets",
                     color="tab:green" if name == "real" else None)
-            ax.fill_between(x, [p[1][m]["ci_low"] for p in pts], [p[1][m]["ci_high"] for p in pts], alpha=0.15)
+            ax.fill_between(x, [p[1][m].ci_low for p in pts], [p[1][m].ci_high for p in pts], alpha=0.15)
         ax.set_xlabel("training pairs")
         ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{task}: score vs training size, {int(results['scoring']['level'] * 100)}% bootstrap CI")
+    fig.suptitle(f"{task}: score vs training size, {int(results.scoring.level * 100)}% bootstrap CI")
     fig.tight_layout()
     save_figure(fig, path)
     return True
 
 
-def plot_recovery(results: dict[str, Any], path: Path) -> bool:
+def plot_recovery(results: RunResults, path: Path) -> bool:
     """R per mitigation (and fraction/mix condition) with its interval, one panel per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    task = results["tasks"][0]
-    rec = results["recovery"][task]
-    metrics = results["config"]["scoring"]["metrics"]
+    plt = pyplot()
+    task = results.tasks[0]
+    rec = results.recovery[task]
+    metrics = results.metrics()
     rows = [(f"{c} vs {b}" if len(bases) > 1 else c, bases[b]) for c, bases in rec.items() for b in bases]
-    if not rows or not any(e[m]["estimate"] is not None for _, e in rows for m in metrics):
+    if not rows or not any(e[m].estimate is not None for _, e in rows for m in metrics):
         return False
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.4 * len(rows) + 1.8), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         for i, (_, eff) in enumerate(rows):
             e = eff[m]
-            if e["estimate"] is None:
-                ax.annotate("undefined (real not significantly better)" if e["status"] == "no_gap" else e["status"],
+            if e.estimate is None:
+                ax.annotate("undefined (real not significantly better)" if e.status == "no_gap" else e.status,
                             (-1.4, i), fontsize=8, va="center", color="grey")
                 continue
-            lo = e["ci_low"] if e["ci_low"] is not None else -10.0
-            hi = e["ci_high"] if e["ci_high"] is not None else 10.0
-            ax.errorbar([e["estimate"]], [i], xerr=[[e["estimate"] - lo], [hi - e["estimate"]]], fmt="o",
-                        color="tab:blue" if e["status"] == OK else "tab:grey", capsize=3)
+            lo = e.ci_low if e.ci_low is not None else -10.0
+            hi = e.ci_high if e.ci_high is not None else 10.0
+            ax.errorbar([e.estimate], [i], xerr=[[e.estimate - lo], [hi - e.estimate]], fmt="o",
+                        color="tab:blue" if e.status == OK else "tab:grey", capsize=3)
         ax.axvline(0, color="tab:red", lw=0.8)
         ax.axvline(1, color="tab:green", lw=0.8, ls="--")
         ax.set_xlim(-1.5, 2.5)
@@ -697,7 +689,9 @@ def plot_recovery(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write_reports(results: dict[str, Any], out: Path) -> None:
+def write_reports(results: RunResults, out: Path) -> RunResults:
+    """Draw the plots, write report.md, report.html and results.json (its serialisation) into ``out``; return the
+    results with the plots drawn recorded."""
     import shutil
 
     plot(results, out / "scores.png")
@@ -706,19 +700,20 @@ def write_reports(results: dict[str, Any], out: Path) -> None:
         plots.append("sizes.png")
     if plot_recovery(results, out / "recovery.png"):
         plots.append("recovery.png")
-    diag = results.get("diagnostics") or {}
-    if diag.get("plot") and (out / diag["plot"]).is_file():
-        shutil.copyfile(out / diag["plot"], out / "diagnostics.png")
+    diag = results.diagnostics
+    if diag is not None and diag.plot and (out / diag.plot).is_file():
+        shutil.copyfile(out / diag.plot, out / "diagnostics.png")
         plots.append("diagnostics.png")
-    results["plots"] = plots
-    if results.get("collapse"):
+    results = results.model_copy(update={"plots": plots})
+    if results.collapse is not None:
         from regurg_bench.protocol.collapse import write_plots
 
-        write_plots(results["collapse"], out)
+        write_plots(_collapse_section(results), out)
     bl = blocks(results)
-    for name, text in (("report.md", to_markdown(bl)), ("report.html", to_html(bl, results["name"]))):
+    for name, text in (("report.md", to_markdown(bl)), ("report.html", to_html(bl, results.name))):
         with atomic_write(out / name) as handle:
             handle.write(text)
-    with atomic_write(out / "results.json") as handle:
-        json.dump(results, handle, indent=2, ensure_ascii=False, allow_nan=False)
+    with atomic_write(out / "results.json") as handle:  # sorted keys, as every results.json is written
+        json.dump(results.to_data(), handle, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
+    return results

@@ -23,6 +23,16 @@ def fmt_bound(x: float | None) -> str:
     return "±inf" if x is None else f"{x:.3f}"
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (the report draws without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path: Path) -> None:
     """Save a matplotlib figure atomically, without the software tag (identical bytes run after run)."""
     import matplotlib.pyplot as plt

@@ -59,21 +59,24 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         run.timer["score"] = time.perf_counter() - t
         if cfg.collapse is not None:  # degradation across generations: its steps in protocol/collapse_steps.py
             from regurg_bench.protocol.collapse import run_collapse
+            from regurg_bench.results import RunCollapse
 
-            results["collapse"] = run_collapse(cfg, out, tasks, run, students, evals)
-        results["steps"] = run.executed + ["score", "report"]
+            section = RunCollapse.model_validate(run_collapse(cfg, out, tasks, run, students, evals))
+            results = results.model_copy(update={"collapse": section})
         t = time.perf_counter()
-        results["timings_s"] = {k: round(v, 2) for k, v in run.timer.items()}
-        results["timings_s"]["total"] = round(time.perf_counter() - run.started, 2)
-        write_reports(results, out)
-        results["timings_s"]["report"] = round(time.perf_counter() - t, 2)
-        write_json(out / "results.json", results)  # again, with the report's own time
+        timings = {k: round(v, 2) for k, v in run.timer.items()}
+        timings["total"] = round(time.perf_counter() - run.started, 2)
+        results = write_reports(results.model_copy(update={"steps": run.executed + ["score", "report"],
+                                                           "timings_s": timings}), out)
+        timings = timings | {"report": round(time.perf_counter() - t, 2)}
+        results = results.model_copy(update={"timings_s": timings})
+        write_json(out / "results.json", results.to_data())  # again, with the report's own time
         write_json(out / RUN_DONE, {"config_hash": cfg.config_hash(),
                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     finally:
         run.close()
-    run.say("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items()))
-    return results
+    run.say("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    return results.to_data()
 
 
 def _finished_run(cfg: ProtocolConfig, out: Path, say: Callable[[str], None]) -> dict[str, Any] | None:
