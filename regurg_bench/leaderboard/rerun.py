@@ -124,20 +124,20 @@ def verify_entry(entry_path: str | Path, rerun: int = 2, *, by: str = "user", re
                  work_dir: str | Path | None = None, say: Callable[[str], None] = print) -> EntryRerun:
     """Re-run ``rerun`` students of the entry at ``entry_path`` (see the module docstring); append the outcome to
     the entry's verification file unless ``record`` is false."""
-    import json
 
     from regurg_bench import __version__
     from regurg_bench.protocol.reproduce import (
         FAILED,
         WITHIN_NOISE,
         Recorded,
+        read_results,
         recorded_config,
         rerun_students,
     )
 
     started = time.perf_counter()
     entry, board_dir, files = load_entry(entry_path)
-    results = json.loads(files["results.json"])
+    results = read_results(files["results.json"], f"{entry.entry_id}: evidence results.json")
     cfg = recorded_config(results, f"{entry.entry_id}: evidence results.json")
     if cfg.config_hash() != entry.config_hash:
         raise SubmissionError(f"{entry.entry_id}: its evidence records config {cfg.config_hash()}, the entry "
@@ -146,8 +146,9 @@ def verify_entry(entry_path: str | Path, rerun: int = 2, *, by: str = "user", re
     say(f"{entry.entry_id}: rebuilding the base model, splits and mitigation data in {own}")
     plan = rebuild(cfg, own, say)
     chosen = draw_students(entry.entry_id, list(plan), rerun, suspect_student(entry))
-    recorded_students = results["students"]
-    rebuilt_differently = sorted(n for n in chosen if recorded_students.get(n, {}).get("key") != plan[n].key)
+    recorded_students = results.students
+    rebuilt_differently = sorted(n for n in chosen if n not in recorded_students
+                                 or recorded_students[n].key != plan[n].key)
     say(f"re-running {', '.join(chosen)} (drawn with the entry id as the seed)"
         + (f"; rebuilt data differ from the recorded for {', '.join(rebuilt_differently)}" if rebuilt_differently
            else ""))

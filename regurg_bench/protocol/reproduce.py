@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from regurg_bench.builders.config import ConfigError
+from regurg_bench.results import RunResults
 
 
 class ReproductionError(ValueError):
@@ -115,7 +116,7 @@ class Recorded:
     """What a re-run is compared with: the recorded results.json and where its logged samples are (a run folder,
     or an entry's evidence bundle, whose samples are trimmed to what verification reads: ``trimmed``)."""
 
-    results: dict[str, Any]
+    results: RunResults
     files: Any  # a RunFiles (regurg_bench.leaderboard.evidence)
     trimmed: bool = False
     label: str = "run"
@@ -126,17 +127,30 @@ class Recorded:
         return self.files.text(rel, schema.MAX_SAMPLES_BYTES, f"{self.label}: recorded samples")
 
 
-def recorded_config(results: dict[str, Any], label: str):
+def read_results(text: str, label: str) -> RunResults:
+    """A recorded results.json, typed (a bad one raises :class:`ReproductionError` naming the field)."""
+    from pydantic import ValidationError
+
+    from regurg_bench.results import describe_validation_error
+
+    try:
+        return RunResults.model_validate(json.loads(text))
+    except ValueError as err:  # a ValidationError is a ValueError too
+        raise ReproductionError(describe_validation_error(err, label) if isinstance(err, ValidationError)
+                                else f"{label}: not JSON ({err})") from None
+
+
+def recorded_config(results: RunResults, label: str):
     """The run's recorded protocol config, checked to hash to the recorded hash on this machine."""
     from regurg_bench.protocol.config import _validate
 
     try:
-        cfg = _validate(results["config"], f"{label}: field 'config'")
-    except (ConfigError, KeyError) as err:
+        cfg = _validate(results.config, f"{label}: field 'config'")
+    except ConfigError as err:
         raise ReproductionError(str(err)) from None
-    if cfg.config_hash() != results.get("config_hash"):
+    if cfg.config_hash() != results.config_hash:
         raise ReproductionError(f"{label}: the recorded config hashes to {cfg.config_hash()} on this machine, "
-                                f"the run recorded {results.get('config_hash')} (another resolved precision or "
+                                f"the run recorded {results.config_hash} (another resolved precision or "
                                 "base-model recipe: the students would not be the same)")
     return cfg
 
@@ -159,19 +173,20 @@ def reproduce(run_dir: str | Path, rerun: int = 1, seed: int = 0, *, eval_only: 
 
     run_dir = Path(run_dir)
     try:
-        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        text = (run_dir / "results.json").read_text(encoding="utf-8")
         manifest = json.loads((run_dir / "splits" / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ReproductionError(f"{run_dir}: not a finished run folder ({err})") from None
+    results = read_results(text, str(run_dir / "results.json"))
     cfg = recorded_config(results, str(run_dir / "results.json"))
-    derived = {k: v | {"dir": str(run_dir / v["dir"])} for k, v in results.get("mitigation_data", {}).items()}
+    derived = {k: v | {"dir": str(run_dir / v["dir"])} for k, v in results.mitigation_data.items()}
     plan = assign_keys(cfg, run_dir, plan_students(cfg, run_dir, manifest, derived))
-    recorded = results["students"]
+    recorded = results.students
     for name, s in plan.items():
-        if name not in recorded or recorded[name].get("key") != s.key:
+        if name not in recorded or recorded[name].key != s.key:
             raise ReproductionError(f"{run_dir}: student {name}: its data or settings no longer give the recorded "
-                                    f"key ({recorded.get(name, {}).get('key')} recorded, {s.key} now): the split "
-                                    "or mitigation files changed")
+                                    f"key ({recorded[name].key if name in recorded else None} recorded, {s.key} now): "
+                                    "the split or mitigation files changed")
     if students is None:
         chosen = choose(list(plan), rerun, random.Random(seed))
     else:
@@ -188,7 +203,6 @@ def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: 
     """Re-train (unless ``eval_only``) and re-evaluate the ``chosen`` students of ``plan`` (and the students
     they continue) and compare each with its recorded samples."""
     from regurg_bench.protocol.tolerance import run_seed_spread, tolerance
-    from regurg_bench.results import RunResults
 
     needed = set(chosen)
     for name in chosen:  # M4 continues its REGURG student: re-train that one too
@@ -197,10 +211,9 @@ def rerun_students(cfg: Any, plan: dict[str, Any], chosen: list[str], recorded: 
             needed.add(base)
             base = plan[base].base_student
     results = recorded.results
-    tasks, metrics = list(results["tasks"]), list(cfg.scoring.metrics)
+    tasks, metrics = list(results.tasks), list(cfg.scoring.metrics)
     comparisons = len(chosen) * len(tasks) * len(metrics)  # the family a verify call tests (Bonferroni)
-    typed = RunResults.model_validate(results)
-    tolerances = {t: {m: tolerance(run_seed_spread([typed], t, m), comparisons) for m in metrics} for t in tasks}
+    tolerances = {t: {m: tolerance(run_seed_spread([results], t, m), comparisons) for m in metrics} for t in tasks}
     own = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="regurg-verify-"))
     report: list[Reproduced] = []
     try:
@@ -237,14 +250,14 @@ def _rerun_one(cfg: Any, plan: dict[str, Any], s: Any, compare: bool, recorded: 
         raise ReproductionError(f"{name}: no checkpoint at {s.dir} to re-evaluate")
     if not compare:
         return None
-    fingerprints = (recorded.results.get("fingerprints") or {}).get("students") or {}
+    fingerprints = recorded.results.fingerprints.students if recorded.results.fingerprints else {}
     weights = "not re-trained" if eval_only else "not recorded"
     if not eval_only and fingerprints.get(name):
         weights = "identical" if folder_fingerprint(model_dir(s.dir)) == fingerprints[name] else "differ"
     record = execute(eval_step(cfg, s, tasks, own, plan)).record
     differences, rows, failures = [], [], []
     for task in tasks:
-        got_rel, want_rel = record["samples_files"][task], recorded.results["students"][name]["samples"][task]
+        got_rel, want_rel = record["samples_files"][task], recorded.results.students[name].samples[task]
         got = (Path(record["dir"]) / got_rel).read_text(encoding="utf-8")
         if recorded.trimmed:
             got = trim_samples(got, got_rel)
