@@ -60,22 +60,21 @@ def changed_entries(board_dir: Path, ref: str) -> set[str]:
 
 def rerun_estimate(entry_path: Path, rerun: int) -> float | None:
     """Seconds a ``verify --entry --rerun K`` of this entry should take here (None: not a CPU-sized base)."""
-    import json
-
     from regurg_bench.leaderboard.rerun import draw_students, load_entry, suspect_student
     from regurg_bench.protocol.config import _validate
     from regurg_bench.protocol.estimate import plan_work
     from regurg_bench.protocol.plan import planned_conditions
+    from regurg_bench.protocol.reproduce import read_results
     from regurg_bench.protocol.run import _calibration
 
     entry, _board, files = load_entry(entry_path)
-    cfg = _validate(json.loads(files["results.json"])["config"], f"{entry.entry_id}: recorded config")
+    results = read_results(files["results.json"], f"{entry.entry_id}: evidence results.json")
+    cfg = _validate(results.config, f"{entry.entry_id}: recorded config")
     cal = _calibration(cfg)
     items = plan_work(cfg, planned_conditions(cfg))
     if cal is None or not any(it.parameters for it in items):
         return None
-    chosen = set(draw_students(entry.entry_id, sorted(json.loads(files["results.json"])["students"]), rerun,
-                               suspect_student(entry)))
+    chosen = set(draw_students(entry.entry_id, sorted(results.students), rerun, suspect_student(entry)))
     return sum(it.seconds(cal) for it in items
                if it.stage in ("base model", "build", "data") or (it.stage in ("train", "eval") and it.name in chosen))
 
