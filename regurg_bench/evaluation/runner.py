@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,10 +95,21 @@ def output_to(log_file: str | None) -> Iterator[None]:
             for logger, handlers, propagate, level in saved:
                 logger.handlers, logger.propagate = handlers, propagate
                 logger.setLevel(level)
+            _release_stream(stream)
             if tqdm_disable is None:
                 os.environ.pop("TQDM_DISABLE", None)
             else:
                 os.environ["TQDM_DISABLE"] = tqdm_disable
+
+
+def _release_stream(stream: Any) -> None:
+    """A library first imported inside :func:`output_to` (vLLM configures its loggers at import) made handlers
+    on the redirected ``sys.stdout``, the log file about to be closed: point them at the real stdout, or their
+    next record (vLLM's engine shutdown) prints a "Logging error" traceback."""
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                handler.setStream(sys.stdout)
 
 
 def resolve_device(device: str) -> str:
