@@ -198,11 +198,10 @@ class EntryCollapse(_Strict):
         return self
 
 
-class LeaderboardEntry(_Strict):
-    """One submitted run on one leaderboard."""
+class _EntryNumbers(_Strict):
+    """What every entry version carries: the run, its provenance and its numbers (keys are sorted when an
+    entry is written or hashed, so declaring them here once changes no entry's bytes or id)."""
 
-    schema_id: Literal["regurg-bench/leaderboard-entry/v2", "regurg-bench/leaderboard-entry/v3"] = Field(
-        alias="schema")
     entry_id: Name
     leaderboard: Name
     model: Name
@@ -226,6 +225,13 @@ class LeaderboardEntry(_Strict):
     degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
     #: task -> mitigated condition -> regurg baseline -> metric -> R
     recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
+
+
+class LeaderboardEntry(_EntryNumbers):
+    """One submitted run on one leaderboard."""
+
+    schema_id: Literal["regurg-bench/leaderboard-entry/v2", "regurg-bench/leaderboard-entry/v3"] = Field(
+        alias="schema")
     #: task -> condition -> copy shares (plausibility signals)
     plausibility: dict[Name, dict[Name, CopyShares]]
     #: the plausibility rules that flag it (:mod:`.rules`): "contaminated" (exact copies of references),
@@ -270,28 +276,8 @@ class LeaderboardEntry(_Strict):
                           ensure_ascii=False, allow_nan=False) + "\n"
 
 
-class LeaderboardEntryV1(_Strict):
+class LeaderboardEntryV1(_EntryNumbers):
     """A v1 entry (numbers only, no evidence, plausibility, flags or fingerprints): read from the archive and
     its id checked, never re-checked or ranked (there is nothing to recompute it from)."""
 
     schema_id: Literal["regurg-bench/leaderboard-entry/v1"] = Field(alias="schema")
-    entry_id: Name
-    leaderboard: Name
-    model: Name
-    base_model: Text
-    run_name: Text
-    config_hash: Hash
-    build_config_hash: Hash | None = None
-    seeds: list[int] = Field(min_length=1)
-    tasks: list[Name] = Field(min_length=1)
-    task_versions: dict[Name, Name]
-    lm_eval_version: Text
-    sacrebleu_signatures: dict[Metric, Text]
-    test_set_fingerprints: dict[Name, Fingerprint]
-    n_test_sentences: dict[Name, int]
-    metrics: list[Metric] = Field(min_length=1)
-    scoring: Scoring
-    conditions: dict[Name, Condition]
-    scores: dict[Name, dict[Name, dict[Metric, Score]]]
-    degradation: dict[Name, dict[Name, dict[Metric, Effect]]]
-    recovery: dict[Name, dict[Name, dict[Name, dict[Metric, Effect]]]]
