@@ -171,7 +171,8 @@ def students_benchmark(run: Path, plain: int, limit: int) -> None:
         print(f"{ev['student']:<22} regurg-hf {fast_s:6.2f} s  limit {limit_s:5.2f} s ({tokens} tokens) "
               f"x{fast_s / limit_s:5.1f}" + (f"  plain hf {plain_s:6.2f} s  speed-up {plain_s / fast_s:4.1f}x"
                                               if plain_s else "") + f"  identical {same}/{len(requests)}  "
-              f"batches together <= {lm.decode_stats.get('most_batches')}, alone {lm.decode_stats.get('alone_batches')}",
+              f"batches together <= {lm.decode_stats.get('most_batches')}, alone {lm.decode_stats.get('alone_batches')}, "
+              f"compacted {lm.decode_stats.get('compactions')}",
               flush=True)
         gflops.append(matmul_gflops("float32"))
     fast = [r[1] for r in rows]

@@ -11,7 +11,12 @@ import torch
 
 from regurg_bench.corpora.bible import load_bible_pairs
 from regurg_bench.evaluation.fast_hf import stop_checker
-from regurg_bench.evaluation.greedy_decoding import GreedyBatchDecoder, safe_row_counts, unsupported_reason
+from regurg_bench.evaluation.greedy_decoding import (
+    GreedyBatchDecoder,
+    safe_row_counts,
+    thread_slots,
+    unsupported_reason,
+)
 from regurg_bench.prompt import render_prompt
 
 
@@ -48,19 +53,69 @@ def _text(tokenizer, tokens: list[int], stop: list[str]) -> str:
     return text
 
 
-def test_decoder_reproduces_model_generate_while_merging_batches_and_retiring_rows(model_and_tokenizer):
-    model, tokenizer = model_and_tokenizer
-    new = 20
-    batches = _batches(tokenizer, n_batches=4, size=8)
+def _reference(model, tokenizer, batches, new: int) -> tuple[list[list[int]], list[list[torch.Tensor]]]:
+    """lm-eval's hf path: one model.generate per batch, every row to the end; tokens and logits per row."""
     generated, scores = [], []
-    for ids, mask in batches:  # lm-eval's hf path: one model.generate per batch, every row to the end
+    for ids, mask in batches:
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_logits=True)
         generated += [row[ids.shape[1]:].tolist() for row in out.sequences]
         scores += [[step[i] for step in out.logits] for i in range(len(ids))]
-    # stop at the most frequent character of the outputs, so that most rows stop early, at different steps
+    return generated, scores
+
+
+def _frequent_char_stop(tokenizer, generated) -> list[str]:
+    """Stop at the most frequent character of the outputs: most rows stop early, at different steps."""
     chars = Counter("".join(tokenizer.decode(g, skip_special_tokens=True)[1:] for g in generated))
-    stop = [chars.most_common(1)[0][0], tokenizer.eos_token]
+    return [chars.most_common(1)[0][0], tokenizer.eos_token]
+
+
+def test_thread_slots_put_each_live_row_on_its_reference_thread():
+    # 16 rows x 4 heads on 2 threads: rows 0-7 on thread 0, 8-15 on thread 1; 3 slots each
+    assert thread_slots([1, 2, 3, 12], rows=16, heads=4, threads=2) == [1, 2, 3, 12, -1, -1]
+    assert thread_slots([9, 10], rows=16, heads=4, threads=2) == [-1, -1, 9, 10]
+    assert thread_slots([0, 5], rows=16, heads=4, threads=1) == [0, 5]
+    # 5 rows x 4 heads on 2 threads: chunks of 10 items, so row 2 is split between the threads
+    assert thread_slots([0, 4], rows=5, heads=4, threads=2) == [0, 4]
+    assert thread_slots([2, 4], rows=5, heads=4, threads=2) is None
+    # fewer items than threads: one item per thread, every row split
+    assert thread_slots([0], rows=1, heads=4, threads=8) is None
+
+
+@pytest.mark.parametrize(("threads", "size"), [(1, 8), (2, 8), (2, "odd"), (3, 8)])
+def test_compacted_attention_keeps_every_logit_at_any_thread_count(model_and_tokenizer, threads, size):
+    """Finished rows leave the attention call (the cache shrinks to each live row's reference thread):
+    every logit stays model.generate's, bit for bit, at 1, 2 and 3 threads and for an odd batch, whose
+    middle row is split between two threads (e.g. 7 rows x 4 heads on 2 threads)."""
+    model, tokenizer = model_and_tokenizer
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if size == "odd":  # an odd batch size whose rows keep their bits in the linear layers (machine-dependent)
+            size = next((m for m in safe_row_counts(model, 15) if m % 2 and m >= 5), None)
+            if size is None:
+                pytest.skip("no odd batch size of 5-15 rows is a safe row count on this machine")
+        batches = _batches(tokenizer, n_batches=3, size=size)
+        generated, scores = _reference(model, tokenizer, batches, new=24)
+        stop = _frequent_char_stop(tokenizer, generated)
+        decoder = GreedyBatchDecoder(model, tokenizer.pad_token_id, {tokenizer.eos_token_id},
+                                     stop_checker(tokenizer, stop), max_new_tokens=24, max_rows=size,
+                                     record_logits=True)
+        ours = [_text(tokenizer, row, stop) for rows in decoder.run(batches) for row in rows]
+    finally:
+        torch.set_num_threads(before)
+    assert ours == [_text(tokenizer, g, stop) for g in generated]
+    for row, (mine, theirs) in enumerate(zip(decoder.logits, scores, strict=True)):
+        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=False)), row
+    assert decoder.stats["compactions"] > 0
+
+
+def test_decoder_reproduces_model_generate_while_merging_batches_and_retiring_rows(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    new = 20
+    batches = _batches(tokenizer, n_batches=4, size=8)
+    generated, scores = _reference(model, tokenizer, batches, new)
+    stop = _frequent_char_stop(tokenizer, generated)
     reference = [_text(tokenizer, g, stop) for g in generated]
     decoder = GreedyBatchDecoder(model, tokenizer.pad_token_id, {tokenizer.eos_token_id},
                                  stop_checker(tokenizer, stop), max_new_tokens=new, max_rows=24, record_logits=True)
@@ -142,3 +197,27 @@ def test_every_condition_of_the_tiny_protocol_run_matches_lm_evals_hf(tiny_proto
         for task, rel in record["samples_files"].items():
             assert _samples(out, task) == _samples(folder / rel), (condition, task)
     assert len(done) == len(results["conditions"])
+
+
+@pytest.mark.parametrize("stop", [["\n"], ["é"], [" de", "\n"], ["."]])
+def test_stop_checker_finds_every_stop_at_the_token_that_completes_it(model_and_tokenizer, stop):
+    """The checker is called after each new token and skips tokens that cannot complete a stop: on random
+    token sequences (byte tokens included, so partial UTF-8 too) it says finished exactly at the first
+    prefix whose decoded text contains a stop, as a full decode of every prefix does."""
+    _, tokenizer = model_and_tokenizer
+    finished = stop_checker(tokenizer, stop)
+    gen = torch.Generator().manual_seed(1)
+    hits = 0
+    for _ in range(200):
+        tokens = torch.randint(0, len(tokenizer), (40,), generator=gen).tolist()
+        truth = next((k for k in range(1, 41) if any(s in tokenizer.decode(tokens[:k], skip_special_tokens=True)
+                                                     for s in stop)), None)
+        ours = next((k for k in range(1, 41) if finished(tokens[:k])), None)
+        assert ours == truth, tokens
+        hits += truth is not None
+    assert hits >= 5  # the stops do occur
+    if stop == ["é"]:  # "é" from its two UTF-8 bytes as two byte tokens: each alone decodes to U+FFFD
+        split = tokenizer.convert_tokens_to_ids(["Ã", "©"])
+        assert tokenizer.decode(split) == "é"
+        prefix = tokenizer.encode("Hola ", add_special_tokens=False)
+        assert not finished(prefix + split[:1]) and finished(prefix + split)

@@ -125,11 +125,19 @@ class FastHFLM(HFLM):
 
 def stop_checker(tokenizer, stop: list[str]):
     """``finished(tokens)``: the decoded text of ``tokens`` contains one of ``stop``, so lm-eval's cut
-    of the text is already fixed. A cheap look at the last few tokens first, the whole text to confirm."""
+    of the text is already fixed. Called after every new token, so only the newest can complete a stop:
+    a token whose own text has no last character of a stop (and is plain text: no U+FFFD of a partial
+    UTF-8 sequence, not empty) cannot, and is passed without decoding. Otherwise a cheap look at the last
+    few tokens, and the whole text to confirm."""
     stop = [s for s in stop if s]
     lookback = max((len(tokenizer.encode(s, add_special_tokens=False)) for s in stop), default=0) + 2
+    ends = {s[-1] for s in stop}
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+    suspects = {i for i, t in enumerate(texts) if not t or "\ufffd" in t or any(c in t for c in ends)}
 
     def finished(tokens: list[int]) -> bool:
+        if tokens[-1] not in suspects and tokens[-1] < len(texts):
+            return False
         window = tokenizer.decode(tokens[-lookback:], skip_special_tokens=True)
         if not any(s in window for s in stop):
             return False  # a stop spread over more tokens is missed here: the row just runs longer

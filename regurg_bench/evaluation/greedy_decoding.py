@@ -14,13 +14,14 @@ step pays transformers' per-call overhead, and the DynamicCache re-copies the KV
   layers, rotary embedding) on the rows of every active batch at once, and attention per batch, on
   that batch's own keys (same length and mask as in ``model.generate``);
 * **finished rows leave**: a row leaves the token-wise layers once it emitted EOS or its decoded text
-  contains a stop sequence (lm-eval cuts the text there, so later tokens never reach the output);
-  attention keeps every batch at its own size (see :class:`_Batch`);
+  contains a stop sequence (lm-eval cuts the text there, so later tokens never reach the output); it
+  leaves attention too, once the batch's KV cache can shrink to a layout that computes every live row
+  on the thread that computed it in ``model.generate`` (:class:`_Batch`, :func:`thread_slots`);
 * **preallocated KV cache**: keys and values are written in place, no re-copy per step.
 
 Why the outputs stay identical: every operation on a row is the one ``model.generate`` runs, on the
-same values and, for attention, at the same batch size; only the token-wise layers see a different
-number of rows. A CPU GEMM does not
+same values and, for attention, with the same cache length on the same thread; only the token-wise
+layers see a different number of rows. A CPU GEMM does not
 always give a row the same bits for every row count (MKL uses other kernels for a few rows: on a
 2-thread AMD EPYC, 1-3, 5-7 and 9-11 rows differ from the rest). :func:`safe_row_counts` measures, at
 start-up and on the model's own weights, the row counts whose results equal the reference's, and the
@@ -97,26 +98,86 @@ def safe_row_counts(model, largest: int, seed: int = 0) -> list[int]:
 class _Batch:
     """One of lm-eval's batches while it decodes: its rows, KV cache and attention mask.
 
-    Rows that finish stay in the cache (``live`` lists those still decoding): attention keeps the batch's
-    own size, because the CPU attention kernel splits its work by batch size and heads, and with several
-    threads a row's result then depends on how many rows are beside it (measured: torch 2.13, 2 threads).
-    A finished row costs attention over its cache, about 5 % of a live row's work, nothing else.
+    The KV cache holds *slots*: at first one per row, in order. The CPU attention kernel
+    (``_scaled_dot_product_flash_attention_for_cpu``) splits the batch's rows x heads into one contiguous
+    chunk per thread, and a row's bits depend on which thread computed it (each thread's scratch buffer
+    sits at another offset; measured: torch 2.13, 2 threads, every cache length but a few). So when rows
+    finish, the cache is compacted to :func:`thread_slots`: the live rows, each in the chunk of the thread
+    that computed it in ``model.generate``'s call at the batch's full size, padded with spare slots.
+    Rows the layout cannot place (a row split between two threads) keep the batch at full size.
     """
 
-    rows: list[int]                       # index in the caller's outputs, per row of the cache
-    keys: list[torch.Tensor]              # per layer (rows, heads, capacity, head_dim), filled up to `length`
+    rows: list[int]                       # index in the caller's outputs, per row of the batch
+    keys: list[torch.Tensor]              # per layer (slots, heads, capacity, head_dim), filled up to `length`
     values: list[torch.Tensor]
-    mask: torch.Tensor | None             # (rows, capacity) bool, None when no row is padded
+    mask: torch.Tensor | None             # (slots, capacity) bool, None when no row is padded
     length: int                           # filled positions of the cache
     positions: torch.Tensor               # (rows,) position id of the next input token
     tokens: torch.Tensor                  # (rows,) next input token
     live: torch.Tensor                    # indices of the rows still decoding
+    heads: int = 1                        # attention heads (the kernel's work items are rows x heads)
     alone: bool = False                   # decoded at its own size (its size is not a safe row count)
     steps: int = 0                        # tokens generated so far (the first one by model.generate)
+    #: the cache slot of each computed row (in ``computed()`` order); None: slot i holds row i, all computed
+    live_slots: torch.Tensor | None = None
 
     def computed(self) -> torch.Tensor:
         """Rows that go through the model this step: the live ones, or all of an ``alone`` batch."""
         return torch.arange(len(self.rows)) if self.alone else self.live
+
+    def compact(self) -> bool:
+        """Shrink the cache to :func:`thread_slots` of the live rows, when that is smaller than it is now."""
+        layout = thread_slots(self.live.tolist(), len(self.rows), self.heads, torch.get_num_threads())
+        if layout is None or len(layout) > 0.75 * self.keys[0].shape[0]:  # copy the cache only for a real saving
+            return False
+        now = self.live_slots_of_rows()
+        take = torch.tensor([now[r] if r >= 0 else 0 for r in layout])  # a spare slot copies any slot
+        self.keys = [_gather_filled(k, take, self.length) for k in self.keys]
+        self.values = [_gather_filled(v, take, self.length) for v in self.values]
+        self.mask = None if self.mask is None else self.mask[take]
+        slot_of = {r: s for s, r in enumerate(layout) if r >= 0}
+        self.live_slots = torch.tensor([slot_of[r] for r in self.live.tolist()])
+        # no spare slot: the live rows (ascending) fill the slots in order, as the decoding step assumes
+        assert len(layout) > len(self.live) or self.live_slots.tolist() == list(range(len(layout)))
+        return True
+
+    def live_slots_of_rows(self) -> dict[int, int]:
+        """Row -> its cache slot, for the live rows."""
+        if self.live_slots is None:
+            return {r: r for r in self.live.tolist()}
+        return dict(zip(self.live.tolist(), self.live_slots.tolist(), strict=True))
+
+
+def _gather_filled(cache: torch.Tensor, take: torch.Tensor, length: int) -> torch.Tensor:
+    """``cache[take]``, copying only the first ``length`` positions (the rest is written before it is read)."""
+    out = cache.new_zeros((len(take), *cache.shape[1:]))
+    out[:, :, :length] = cache[take, :, :length]
+    return out
+
+
+def thread_slots(live: list[int], rows: int, heads: int, threads: int) -> list[int] | None:
+    """A cache layout (row per slot, -1 for a spare slot) in which the attention kernel computes each of
+    the ``live`` rows on the thread it used for that row in a call over all ``rows``; None when a live row
+    was split between two threads there.
+
+    ATen's ``parallel_for`` gives each of ``min(threads, items)`` threads one contiguous chunk of
+    ``ceil(items / threads)`` of the ``rows x heads`` items, in order. With ``m`` slots per thread and
+    ``threads x m`` slots, thread ``t`` computes exactly slots ``[t m, (t + 1) m)``.
+    """
+    items = rows * heads
+    used = min(threads, items)
+    chunk = -(-items // used)
+    by_thread: dict[int, list[int]] = {}
+    for r in live:
+        first, last = (r * heads) // chunk, (r * heads + heads - 1) // chunk
+        if first != last:
+            return None
+        by_thread.setdefault(first, []).append(r)
+    m = max(len(rs) for rs in by_thread.values())
+    layout = [-1] * (threads * m)
+    for t, rs in by_thread.items():
+        layout[t * m:t * m + len(rs)] = rs
+    return layout
 
 
 @dataclass
@@ -136,7 +197,7 @@ class GreedyBatchDecoder:
     safe: list[int] = field(default_factory=list)
     outputs: list[list[int]] = field(default_factory=list)
     #: what the last run did: decoding steps, most batches decoded together, rows that stopped before
-    #: max_new_tokens, batches decoded alone (their size is not a safe row count)
+    #: max_new_tokens, batches decoded alone (their size is not a safe row count), caches compacted
     stats: dict[str, int] = field(default_factory=dict)
     #: keep every row's logits of every step (tests compare them bit for bit with model.generate's)
     record_logits: bool = False
@@ -152,7 +213,7 @@ class GreedyBatchDecoder:
             total += len(ids)
         self.outputs = [[] for _ in range(total)]
         self.logits = [[] for _ in range(total)]
-        self.stats = {"steps": 0, "most_batches": 0, "retired_early": 0, "alone_batches": 0}
+        self.stats = {"steps": 0, "most_batches": 0, "retired_early": 0, "alone_batches": 0, "compactions": 0}
         pending, active = list(range(len(batches))), []
         while pending or active:
             while pending and self._room(active, len(batches[pending[0]][0])):
@@ -196,7 +257,7 @@ class GreedyBatchDecoder:
             full_mask[:, :ids.shape[1]] = mask.bool()
         positions = mask.long().sum(-1)  # generate's position ids are cumsum(mask) - 1: the next is the count
         batch = _Batch(rows, keys, values, full_mask, ids.shape[1], positions, first.clone(),
-                       live=torch.arange(len(ids)), alone=len(ids) not in self.safe, steps=1)
+                       live=torch.arange(len(ids)), heads=keys[0].shape[1], alone=len(ids) not in self.safe, steps=1)
         self.stats["alone_batches"] += batch.alone
         return self._retire(batch)
 
@@ -256,20 +317,22 @@ class GreedyBatchDecoder:
         interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
         parts, start = [], 0
         for b, c in zip(active, computed, strict=True):
-            end, at, everyone = start + len(c), b.length, len(c) == len(b.rows)
+            end, at = start + len(c), b.length
+            slots = c if b.live_slots is None else b.live_slots
+            everyone = len(c) == b.keys[index].shape[0]  # every slot, in order (see _Batch.compact)
             if everyone:
                 b.keys[index][:, :, at:at + 1] = k[start:end]
                 b.values[index][:, :, at:at + 1] = v[start:end]
                 query = q[start:end]
-            else:  # finished rows ride along in attention (their result is dropped)
-                b.keys[index][c, :, at:at + 1] = k[start:end]
-                b.values[index][c, :, at:at + 1] = v[start:end]
-                query = q.new_zeros((len(b.rows), *q.shape[1:]))
-                query[c] = q[start:end]
+            else:  # finished rows or spare slots ride along in attention (their result is dropped)
+                b.keys[index][slots, :, at:at + 1] = k[start:end]
+                b.values[index][slots, :, at:at + 1] = v[start:end]
+                query = q.new_zeros((b.keys[index].shape[0], *q.shape[1:]))
+                query[slots] = q[start:end]
             mask = None if b.mask is None else b.mask[:, None, None, :at + 1]
             o, _ = interface(attn, query, b.keys[index][:, :, :at + 1], b.values[index][:, :, :at + 1],
                              mask, dropout=0.0, scaling=attn.scaling)
-            parts.append(o if everyone else o[c])
+            parts.append(o if everyone else o[slots])
             start = end
         if start < normed.shape[0]:  # the padding rows of a safe row count: any values do
             parts.append(q.new_zeros((normed.shape[0] - start, 1, q.shape[1], q.shape[3])))
@@ -287,7 +350,12 @@ class GreedyBatchDecoder:
             b.live = torch.tensor(live)
             return b
         if len(live) < len(b.live):
+            slot_of = b.live_slots_of_rows()
             b.live = torch.tensor(live)
+            if b.live_slots is not None:
+                b.live_slots = torch.tensor([slot_of[r] for r in live])
+            if b.compact():
+                self.stats["compactions"] += 1
         return b
 
     def _done(self, tokens: list[int]) -> bool:
