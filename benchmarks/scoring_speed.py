@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def _hyps(run: Path, results: dict, task: str) -> tuple[dict[str, list[list[str]]], list[str]]:
-    from regurg_bench.protocol.report import load_samples
+    from regurg_bench.protocol.report_parts import load_samples
 
     by_cond: dict[str, list[tuple[int, list[str]]]] = {}
     refs: list[str] = []

@@ -37,6 +37,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
 SACREBLEU_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.family == "sacrebleu")
 #: The metrics the protocol scores by default (D, R and verdicts).
 PROTOCOL_METRICS: tuple[str, ...] = ("bleu", "chrf", "ter")
+#: name -> display label, in table order
+METRIC_LABEL: dict[str, str] = {n: m.label for n, m in METRICS.items()}
 
 
 def metric_info(name: str) -> MetricInfo:
@@ -55,6 +57,11 @@ def higher_is_better(name: str) -> bool:
 def metric_label(name: str) -> str:
     """Display label: ``"chrf"`` -> ``"chrF"``."""
     return metric_info(name).label
+
+
+def metric_title(name: str) -> str:
+    """A table's or a panel's heading: ``"chrF (higher is better)"``."""
+    return f"{metric_label(name)} ({'higher' if higher_is_better(name) else 'lower'} is better)"
 
 
 def corpus_metric(name: str):

@@ -14,7 +14,7 @@ types) live here too: a run's score *is* a :class:`Score`, read in lenient mode 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -296,6 +296,59 @@ class RunCollapseStudent(_Lenient):
     samples: dict[Name, str]
 
 
+class TailGap(_Lenient):
+    """One generation of the tail claim: the share of the human head types kept minus that of the tail types,
+    with its interval over word types (none, and no kept shares, under too few types). Read tolerantly, like
+    the rest of the claim: what the entry carries is checked by its strict model."""
+
+    generation: int
+    estimate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    tail_kept: float | None = None
+    head_kept: float | None = None
+    tail_types: int | None = None
+    head_types: int | None = None
+
+
+class CollapseClaim(_Lenient):
+    """A claim of the collapse study: growth or boundedness with a verdict per metric (``per_metric``,
+    :mod:`regurg_bench.scoring.generations`), or the tail claim with one verdict from its interval at every
+    generation (:mod:`regurg_bench.protocol.collapse_tail`) and each seed's own verdict."""
+
+    claim: str
+    mode: str
+    task: str | None = None
+    text: str
+    per_metric: dict[Metric, RunVerdict] = {}
+    verdict: str | None = None
+    per_generation: list[TailGap] | None = None
+    per_seed_verdicts: list[str] | None = None
+    seeds_holding: int | None = None
+    n_seeds: int | None = None
+    level: float | None = None
+    resamples: int | None = None
+    interval_over: str | None = None
+
+
+class SeedStats(_Lenient):
+    #: condition (``real``, ``<mode>_gen<k>``) -> statistic -> value (``pairs``, diversity, errors, kept shares)
+    stats: dict[str, dict[str, float | int | None]]
+
+
+class CollapseDiagnostics(_Lenient):
+    """Each generation's training targets against the human ones, per seed, at one token budget, and the human
+    tail and head word types the kept shares count (:func:`regurg_bench.protocol.collapse.diagnostics_per_generation`)."""
+
+    per_seed: dict[str, SeedStats]
+    token_budget: int | None = None
+    tail_types: int
+    head_types: int
+    tail_max_count: int
+    head_min_count: int
+    diagnostics: list[str] = []
+
+
 class RunCollapse(_Lenient):
     """The optional ``collapse`` section (degradation across generations, see
     :mod:`regurg_bench.protocol.collapse`): the score of every generation and D_k per mode. A run without
@@ -308,18 +361,18 @@ class RunCollapse(_Lenient):
     scores: dict[Name, dict[Name, dict[Metric, RunScore]]] = Field(min_length=1)
     #: task -> mode -> generation k (as a string) -> metric -> D_k against generation 0
     degradation: dict[Name, dict[Name, dict[Name, dict[Metric, RunEffect]]]] = Field(min_length=1)
-    #: the growth, boundedness and tail claims (kept as dicts here: the study adds fields to them, and the
-    #: entry's strict models pick what they carry)
-    claims: list[dict[str, Any]] = []
+    #: the growth, boundedness and tail claims (the entry's strict models pick what they carry)
+    claims: list[CollapseClaim] = []
     #: generation k's students (``<condition>-s<seed>``): their samples are what the curve is recomputed from
     students: dict[Name, RunCollapseStudent] = {}
-    #: the study's settings, its conditions in order, the test-set size, diagnostics per generation, the
-    #: generated targets of each chain and the plots drawn (as :func:`~regurg_bench.protocol.collapse.run_collapse`
-    #: writes them; read by the report only)
+    #: each generation's training targets against the human ones (read by the report)
+    diagnostics: CollapseDiagnostics | None = None
+    #: the study's settings, its conditions in order, the test-set size, the generated targets of each chain
+    #: and the plots drawn (as :func:`~regurg_bench.protocol.collapse.run_collapse` writes them; read by the
+    #: report only)
     settings: dict[str, Any] | None = None
     conditions: list[str] | None = None
     n_test_sentences: int | None = None
-    diagnostics: Any = None
     targets: dict[str, dict[str, Any]] | None = None
     plots: list[str] | None = None
 
@@ -427,3 +480,17 @@ def describe_validation_error(err: ValidationError, label: str) -> str:
         parts.append(f"field '{loc}': {msg}")
     more = len(err.errors()) - len(parts)
     return f"{label}: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any, label: str, error: type[Exception] = SubmissionError) -> M:
+    """Parsed JSON ``data`` as ``model``, or ``error`` saying what is wrong: not a JSON object, or each bad
+    field by its JSON path (:func:`describe_validation_error`)."""
+    if not isinstance(data, dict):
+        raise error(f"{label}: not a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise error(describe_validation_error(err, label)) from None

@@ -249,8 +249,14 @@ def test_report_plots_and_leaderboard_schema(tiny_run):
         assert (out / name).stat().st_size > 0
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "Degradation across generations" in md and "collapse_scores.png" in md
-    on_disk = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert RunResults.model_validate(on_disk).collapse.generations == 2
+    text = (out / "results.json").read_text(encoding="utf-8")
+    on_disk = json.loads(text)
+    typed = RunResults.model_validate(on_disk)
+    assert typed.collapse.generations == 2
+    # the section is typed (claims, diagnostics) and loses nothing: results.json round-trips byte for byte, and
+    # the study's own collapse.json holds the same section
+    assert json.dumps(typed.to_data(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n" == text
+    assert json.loads((out / "collapse" / "collapse.json").read_text(encoding="utf-8")) == on_disk["collapse"]
     without = {k: v for k, v in on_disk.items() if k != "collapse"}  # an entry without the section stays valid
     assert RunResults.model_validate(without).collapse is None
     broken = json.loads(json.dumps(on_disk))

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from regurg_bench.metric_table import higher_is_better
-from regurg_bench.protocol.report import _verdict
 from regurg_bench.scoring.bootstrap import BootstrapScores
 from regurg_bench.scoring.effects import degradation, holm, recovery
 from regurg_bench.scoring.matrix import matrix_effects
+from regurg_bench.scoring.verdicts import verdict
 
 N = 2000
 
@@ -44,7 +44,7 @@ def test_degradation_verdicts(metric, story, expected):
     means = {"real better": {"real": hi, "regurg": lo}, "regurg better": {"real": lo, "regurg": hi},
              "overlap": {"real": 25.0, "regurg": 25.02}}[story]
     effect = degradation(_scores(metric, means, sd=0.1 if story != "overlap" else 1.0), "real", "regurg")
-    assert _verdict(effect.to_dict()) == expected
+    assert verdict(effect.to_dict()) == expected
     if expected == "holds":
         assert effect.estimate > 0  # D > 0 always means real data won, TER included
 
@@ -52,7 +52,7 @@ def test_degradation_verdicts(metric, story, expected):
 @pytest.mark.parametrize("metric", ["bleu", "ter"])
 def test_degradation_undefined_without_a_scale(metric):
     effect = degradation(_scores(metric, {"real": 0.0, "regurg": 3.0}), "real", "regurg")
-    assert effect.status == "undefined" and _verdict(effect.to_dict()) == "undefined"
+    assert effect.status == "undefined" and verdict(effect.to_dict()) == "undefined"
 
 
 @pytest.mark.parametrize("metric", ["bleu", "ter"])
@@ -65,7 +65,7 @@ def test_recovery_verdicts(metric, mitigated, expected):
     real, regurg = _better(metric, 30.0, 20.0)
     means = {"real": real, "regurg": regurg, "m": regurg + mitigated * (real - regurg)}
     effect = recovery(_scores(metric, means, sd=0.3), "real", "regurg", "m")
-    assert _verdict(effect.to_dict()) == expected
+    assert verdict(effect.to_dict()) == expected
     if expected != "inconclusive (interval contains 0)":
         assert effect.estimate == pytest.approx(mitigated)
 
@@ -73,7 +73,7 @@ def test_recovery_verdicts(metric, mitigated, expected):
 @pytest.mark.parametrize("metric", ["bleu", "ter"])
 def test_recovery_without_a_significant_gap_is_undetermined(metric):
     effect = recovery(_scores(metric, {"real": 25.0, "regurg": 24.99, "m": 26.0}, sd=1.0), "real", "regurg", "m")
-    assert effect.estimate is None and _verdict(effect.to_dict()) == "undetermined (no significant real-vs-regurg gap)"
+    assert effect.estimate is None and verdict(effect.to_dict()) == "undetermined (no significant real-vs-regurg gap)"
 
 
 def test_holm_turns_a_marginal_holds_into_inconclusive():
@@ -88,19 +88,18 @@ def test_holm_turns_a_marginal_holds_into_inconclusive():
                           "regurg_c": real + rng.normal(0, 0.5, N)},
                          {c: [0.0] for c in ("real", "regurg_a", "regurg_b", "regurg_c")}, 100, N, 1)
     alone = degradation(bs, "real", "regurg_a")
-    assert _verdict(alone.to_dict()) == "holds" and alone.p_value > 0.0125
+    assert verdict(alone.to_dict()) == "holds" and alone.p_value > 0.0125
     family = holm([alone, degradation(bs, "real", "regurg_b"), degradation(bs, "real", "regurg_c")])
-    assert _verdict(family[0].to_dict()) == "inconclusive (not significant after Holm's correction)"
+    assert verdict(family[0].to_dict()) == "inconclusive (not significant after Holm's correction)"
     # the same, through the one function the report and the leaderboard verifier share
     fx = matrix_effects(bs, {c: {"kind": "regurg"} for c in bs.point}, ["a", "b", "c"])
-    assert _verdict(fx.degradation["regurg_a"].to_dict()) == "inconclusive (not significant after Holm's correction)"
+    assert verdict(fx.degradation["regurg_a"].to_dict()) == "inconclusive (not significant after Holm's correction)"
 
 
 def test_verdict_takes_the_interval_side_not_the_point_estimate():
     """A skewed ratio can put its point estimate on one side of 0 and its whole interval on the other: the
     verdict follows the interval (the old rule said "holds" from the positive estimate)."""
     from regurg_bench.scoring.effects import Effect
-    from regurg_bench.scoring.verdicts import verdict
 
     e = Effect("recovery", "bleu", 0.02, -0.4, -0.05, "ok", p_value=0.01)
     assert verdict(e) == "contradicted" and verdict(e.to_dict()) == "contradicted"

@@ -8,7 +8,8 @@ carries is checked strictly by :class:`~.schema.EntryCollapse`.
 
 :func:`curve_html` draws one entry's curve as inline SVG (the page's content security policy allows no
 external image, and inline SVG needs no ``img-src``): one panel per task and metric, D_k against the
-generation, one line per mode with its interval bars, then the claims' verdicts seed by seed.
+generation, one line per mode with its interval bars, then the claims' verdicts seed by seed; :func:`curve_section`
+puts the curves on the page under their styles, a heading and an introduction.
 """
 
 from __future__ import annotations
@@ -16,31 +17,34 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from regurg_bench.leaderboard.schema import EntryCollapse, RunCollapse
+from regurg_bench.leaderboard.schema import EntryCollapse, LeaderboardEntry, RunCollapse
+from regurg_bench.results import CollapseClaim
 
 MODE_COLOR = {"replace": "#d62728", "accumulate": "#1f77b4", "accumulate_equal": "#2ca02c"}
 _CLAIM_FIELDS = ("estimate", "ci_low", "ci_high", "status", "level", "p_value", "p_adjusted", "verdict")
 _W, _H, _PAD = 260, 170, 34  # one panel, in px
+CURVE_INTRO = ("Entries of runs with a collapse study: students trained on the previous generation's outputs "
+               "(replace) or on them plus the human data (accumulate, accumulate_equal). D_k is generation k's "
+               "relative loss against generation 0 (higher is worse), with its 95% interval; the claims' verdicts "
+               "follow, pooled and seed by seed.")
+#: the styles of the curves' markup: only on pages with a curve (a page without one keeps its bytes)
+CURVE_CSS = ("figure.curve{margin:1em 0;padding:.5em;border:1px solid #ddd}figure.curve figcaption{font-size:90%}"
+             ".panels{display:flex;flex-wrap:wrap;gap:.5em}svg.curve-panel{background:#fafafa}"
+             "table.claims td{white-space:normal}")
 
 
 # ------------------------------------------------------------------------------ entry part
-def _claim(cl: dict[str, Any]) -> dict[str, Any] | None:
+def _claim(cl: CollapseClaim) -> dict[str, Any] | None:
     """The entry's form of one claim of the run (None for a kind of claim the entry does not know)."""
-    kind = cl.get("claim")
-    if kind == "collapse_tail":
-        out = {k: cl.get(k) for k in ("claim", "mode", "text", "verdict")}
-        out["per_seed_verdicts"] = list(cl.get("per_seed_verdicts") or [])
-        gens = cl.get("per_generation")
-        if isinstance(gens, list):
-            out["per_generation"] = [{k: g.get(k) for k in ("generation", "estimate", "ci_low", "ci_high")}
-                                     if isinstance(g, dict) else g for g in gens]
-        return out
-    if kind in ("collapse_growth", "collapse_bounded"):
-        per_metric = cl.get("per_metric") or {}
-        return {"claim": kind, "mode": cl.get("mode"), "task": cl.get("task"), "text": cl.get("text"),
-                "per_metric": {m: {**{k: e.get(k) for k in _CLAIM_FIELDS if k in e},
-                                   "per_seed_verdicts": list(e.get("per_seed_verdicts") or [])}
-                               if isinstance(e, dict) else e for m, e in per_metric.items()}}
+    if cl.claim == "collapse_tail":
+        gens = None if cl.per_generation is None else [g.model_dump(include={"generation", "estimate", "ci_low",
+                                                                              "ci_high"}) for g in cl.per_generation]
+        return cl.model_dump(include={"claim", "mode", "text", "verdict"}) | {
+            "per_seed_verdicts": list(cl.per_seed_verdicts or []), "per_generation": gens}
+    if cl.claim in ("collapse_growth", "collapse_bounded"):
+        return cl.model_dump(include={"claim", "mode", "task", "text"}) | {"per_metric": {
+            m: e.model_dump(include=set(_CLAIM_FIELDS), exclude_unset=True)
+            | {"per_seed_verdicts": list(e.per_seed_verdicts or [])} for m, e in cl.per_metric.items()}}
     return None
 
 
@@ -151,3 +155,12 @@ def curve_html(entry_id: str, model: str, c: EntryCollapse) -> str:
             f"<figcaption>{_e(model)} ({_e(entry_id)}): degradation D_k of generation k against generation 0, "
             f"{c.generations} generation(s), seeds {_e(', '.join(map(str, c.seeds)))}, 95% intervals. {legend}"
             f"</figcaption><div class=\"panels\">{panels}</div>{_claims_table(c)}</figure>")
+
+
+def curve_section(entries: list[LeaderboardEntry]) -> list[str]:
+    """The page's collapse section (its lines): the curves of ``entries``, which carry one, under their styles, a
+    heading and an introduction; nothing at all without such entries."""
+    if not entries:
+        return []
+    return [f"<style>\n{CURVE_CSS}\n</style>", "<h2 id=\"collapse\">Degradation across generations (collapse)</h2>",
+            f"<p>{_e(CURVE_INTRO)}</p>"] + [curve_html(e.entry_id, e.model, e.collapse) for e in entries]

@@ -15,14 +15,14 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from regurg_bench.leaderboard.curve import curve_section
 from regurg_bench.leaderboard.safe_io import write_file
 from regurg_bench.leaderboard.schema import Effect, LeaderboardEntry
-from regurg_bench.metric_table import METRICS
+from regurg_bench.metric_table import METRIC_LABEL, metric_title
 
-METRIC_LABEL = {name: m.label for name, m in METRICS.items()}
-LOWER_IS_BETTER = {name for name, m in METRICS.items() if not m.higher_is_better}
 PLOT_DPI = 100
 MISSING = "–"
+UNVERIFIED = "unverified"
 
 
 @dataclass(frozen=True)
@@ -94,39 +94,26 @@ def columns(entries: list[LeaderboardEntry], task: str) -> list[Column]:
 
 def row(entry: LeaderboardEntry, task: str, metric: str, cols: list[Column], verified: dict[str, str] | None = None
         ) -> list[Cell]:
-    cells = []
-    for col in cols:
-        if col.key == "model":
-            cells.append(Cell(entry.model, entry.model))
-        elif col.key == "verified":
-            label = (verified or {}).get(entry.entry_id, UNVERIFIED)
-            cells.append(Cell(label, label))
-        elif col.key == "flags":
-            flags = ",".join(entry.flags)
-            cells.append(Cell(flags, flags))
-        elif col.key == "copied":
-            shares = [s.copied_reference for s in entry.plausibility.get(task, {}).values()]
-            top = max(shares, default=None)
-            cells.append(Cell(MISSING, "") if top is None else Cell(f"{100 * top:.1f}%", _num(top)))
-        elif col.key == "base_model":
-            cells.append(Cell(entry.base_model, entry.base_model))
-        elif col.key == "seeds":
-            seeds = ",".join(map(str, entry.seeds))
-            cells.append(Cell(seeds, seeds))
-        elif col.key == "n":
-            n = entry.n_test_sentences.get(task)
-            cells.append(Cell(MISSING, "") if n is None else Cell(str(n), str(n)))
-        elif col.key.startswith("D:"):
-            cells.append(effect_cell(entry.degradation.get(task, {}).get(col.key[2:], {}).get(metric)))
-        elif col.key.startswith("R:"):
-            _, cond, base = col.key.split(":")
-            cells.append(effect_cell(entry.recovery.get(task, {}).get(cond, {}).get(base, {}).get(metric)))
-        else:
-            cells.append(score_cell(entry, task, col.key, metric))
-    return cells
+    """The entry's cells under ``cols``: text columns (shown as they sort), the largest copy share, D, R and scores."""
+    n = entry.n_test_sentences.get(task)
+    text = {"model": entry.model, "verified": (verified or {}).get(entry.entry_id, UNVERIFIED),
+            "flags": ",".join(entry.flags), "base_model": entry.base_model, "seeds": ",".join(map(str, entry.seeds)),
+            "n": None if n is None else str(n)}
+    top = max((s.copied_reference for s in entry.plausibility.get(task, {}).values()), default=None)
 
+    def cell(key: str) -> Cell:
+        if key in text:
+            return Cell(MISSING, "") if text[key] is None else Cell(text[key], text[key])
+        if key == "copied":
+            return Cell(MISSING, "") if top is None else Cell(f"{100 * top:.1f}%", _num(top))
+        if key.startswith("D:"):
+            return effect_cell(entry.degradation.get(task, {}).get(key[2:], {}).get(metric))
+        if key.startswith("R:"):
+            _, cond, base = key.split(":")
+            return effect_cell(entry.recovery.get(task, {}).get(cond, {}).get(base, {}).get(metric))
+        return score_cell(entry, task, key, metric)
 
-UNVERIFIED = "unverified"
+    return [cell(col.key) for col in cols]
 
 
 def verification_labels(folder: Path, entries: list[LeaderboardEntry]) -> dict[str, str]:
@@ -172,8 +159,7 @@ def tables(entries: list[LeaderboardEntry], verified: dict[str, str] | None = No
 
 
 def _heading(task: str, metric: str) -> str:
-    better = "lower" if metric in LOWER_IS_BETTER else "higher"
-    return f"{task}: {METRIC_LABEL[metric]} ({better} is better)"
+    return f"{task}: {metric_title(metric)}"
 
 
 INTRO = ("REAL and REGURG are corpus scores of students trained on human and on regurgitated (generated) targets "
@@ -302,18 +288,6 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
        "base-uri 'none'; form-action 'none'")
 
 
-CURVE_INTRO = ("Entries of runs with a collapse study: students trained on the previous generation's outputs "
-               "(replace) or on them plus the human data (accumulate, accumulate_equal). D_k is generation k's "
-               "relative loss against generation 0 (higher is worse), with its 95% interval; the claims' verdicts "
-               "follow, pooled and seed by seed.")
-
-
-#: only on pages with a curve (a page without one keeps its bytes)
-CURVE_CSS = ("figure.curve{margin:1em 0;padding:.5em;border:1px solid #ddd}figure.curve figcaption{font-size:90%}"
-             ".panels{display:flex;flex-wrap:wrap;gap:.5em}svg.curve-panel{background:#fafafa}"
-             "table.claims td{white-space:normal}")
-
-
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
@@ -328,17 +302,6 @@ def _html_cell(cell: Cell, numeric: bool, key: str) -> str:
         body += f" <span class=\"note\">{_e(cell.note)}</span>"
     cls = " class=\"num\"" if numeric else ""
     return f"<td{cls} data-col=\"{_e(key)}\" data-sort-value=\"{_e(cell.sort)}\">{body}</td>"
-
-
-def _curves(entries: list[LeaderboardEntry], verified: dict[str, str] | None) -> list[str]:
-    """The collapse curves of the entries that carry one (v3); nothing at all when none does."""
-    from regurg_bench.leaderboard.curve import curve_html
-
-    with_curve = [e for e in ordered(entries, verified) if e.collapse is not None]
-    if not with_curve:
-        return []
-    return [f"<style>\n{CURVE_CSS}\n</style>", "<h2 id=\"collapse\">Degradation across generations (collapse)</h2>",
-            f"<p>{_e(CURVE_INTRO)}</p>"] + [curve_html(e.entry_id, e.model, e.collapse) for e in with_curve]
 
 
 def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None, verified: dict[str, str] | None = None
@@ -387,7 +350,7 @@ def to_html(name: str, entries: list[LeaderboardEntry], png: bytes | None, verif
             parts.append(f"<tr><td>{_e(e.entry_id)}</td><td>{_e(e.run_name)}</td><td><code>{_e(e.config_hash)}"
                          f"</code></td><td>{_e(tasks)}</td><td>{_e(e.lm_eval_version)}</td><td>{sigs}</td></tr>")
         parts.append("</tbody></table></div>")
-    parts += _curves(entries, verified)
+    parts += curve_section([e for e in ordered(entries, verified) if e.collapse is not None])  # v3 entries
     parts += [f"<script>\n{SCRIPT}\n</script>", "</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -414,21 +377,15 @@ def plot_png(entries: list[LeaderboardEntry]) -> bytes | None:
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
             for k, cond in enumerate(conds):
-                ys, xs, lo, hi = [], [], [], []
-                for y, e in enumerate(on_task):
-                    s = e.scores.get(task, {}).get(cond, {}).get(metric)
-                    if s is not None:
-                        ys.append(y + 0.15 * (k - (len(conds) - 1) / 2))
-                        xs.append(s.score)
-                        lo.append(s.score - s.ci_low)
-                        hi.append(s.ci_high - s.score)
-                color = "tab:green" if cond == "real" else f"C{3 + k}"
-                ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", color=color, capsize=3, markersize=4,
+                pts = [(y + 0.15 * (k - (len(conds) - 1) / 2), s) for y, e in enumerate(on_task)
+                       if (s := e.scores.get(task, {}).get(cond, {}).get(metric)) is not None]
+                ax.errorbar([s.score for _, s in pts], [y for y, _ in pts], fmt="o", capsize=3, markersize=4,
+                            xerr=[[s.score - s.ci_low for _, s in pts], [s.ci_high - s.score for _, s in pts]],
+                            color="tab:green" if cond == "real" else f"C{3 + k}",
                             label="REAL" if cond == "real" else f"REGURG {cond.removeprefix('regurg_')}")
             ax.set_yticks(range(len(on_task)), [e.model for e in on_task] if j == 0 else [""] * len(on_task))
             ax.set_ylim(len(on_task) - 0.5, -0.5)
-            better = "lower" if metric in LOWER_IS_BETTER else "higher"
-            ax.set_title(f"{task}: {METRIC_LABEL[metric]} ({better} is better)", fontsize=9)
+            ax.set_title(_heading(task, metric), fontsize=9)
             ax.grid(axis="x", alpha=0.3)
     # One legend under the panels (inside a panel it can hide a point).
     legend = {}

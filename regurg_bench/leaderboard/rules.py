@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from regurg_bench.leaderboard.schema import SubmissionError
+from regurg_bench.leaderboard.schema import RunCondition, SubmissionError
 
 CONTAMINATED_SHARE = 0.10
 REFUSED_SHARE = 0.20
@@ -95,7 +95,7 @@ def check_full_test_set(rel: str, doc_ids: Sequence[int], n_published: int, task
                                          + ". Run with eval.limit: null")
 
 
-def check_required_conditions(config: dict[str, Any], conditions: dict[str, Any], config_hash: str,
+def check_required_conditions(config: dict[str, Any], conditions: dict[str, RunCondition], config_hash: str,
                               resolved: dict[str, Any] | None) -> None:
     """The scored conditions and seeds are exactly what the recorded config plans."""
     from regurg_bench.builders.config import ConfigError
@@ -119,7 +119,7 @@ def check_required_conditions(config: dict[str, Any], conditions: dict[str, Any]
                         + (f"; missing: {', '.join(missing)}" if missing else "")
                         + (f"; not planned: {', '.join(extra)}" if extra else ""))
     for cond, info in conditions.items():
-        seeds = sorted(info["seeds"] if isinstance(info, dict) else info.seeds)
+        seeds = sorted(info.seeds)
         if seeds != sorted(cfg.seeds):
             raise violation("required-conditions", f"condition {cond!r} has seeds {seeds}, the config plans "
                                                    f"{sorted(cfg.seeds)}")
@@ -240,7 +240,9 @@ def effect_flags(scores: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return flags
 
 
-def entry_flags(*groups: list[str]) -> list[str]:
-    """The flags of an entry, each once, in :data:`FLAGS` order."""
-    raised = {f for group in groups for f in group}
+def entry_flags(plausibility: dict[str, dict[str, dict[str, float]]], near_copies: dict[str, dict[str, float]],
+                scores: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The flags of an entry, each once, in :data:`FLAGS` order, from its copy shares, near-copy shares and scores
+    (a rejection at any rule's refusal level)."""
+    raised = set(plausibility_flags(plausibility)) | set(near_copy_flags(near_copies)) | set(effect_flags(scores))
     return [f for f in FLAGS if f in raised]

@@ -17,20 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from regurg_bench.leaderboard import evidence, schema, verifications
 from regurg_bench.leaderboard.curve import curve_part
 from regurg_bench.leaderboard.evidence import RunFiles
 from regurg_bench.leaderboard.provenance import check_provenance, version_str
-from regurg_bench.leaderboard.rules import (
-    check_required_conditions,
-    effect_flags,
-    entry_flags,
-    near_copy_flags,
-    plausibility_flags,
-    violation,
-)
+from regurg_bench.leaderboard.rules import check_required_conditions, entry_flags, violation
 from regurg_bench.leaderboard.safe_io import inside, loads_strict, read_bounded, read_json, write_file
 from regurg_bench.leaderboard.schema import (
     CURVE_ENTRY_SCHEMA,
@@ -41,10 +32,10 @@ from regurg_bench.leaderboard.schema import (
     RunResults,
     SubmissionError,
     check_name,
-    describe_validation_error,
 )
 from regurg_bench.leaderboard.verify import verify_numbers
 from regurg_bench.leaderboard.verify_collapse import verify_collapse
+from regurg_bench.results import validated
 
 DEFAULT_ROOT = Path("leaderboards")
 
@@ -54,14 +45,9 @@ def entries_dir(root: str | Path, leaderboard: str) -> Path:
     return Path(root) / check_name("leaderboard", leaderboard) / "entries"
 
 
-def _parse_results(text: str, label: str = "results.json") -> RunResults:
-    data = loads_strict(text, label)
-    if not isinstance(data, dict):
-        raise SubmissionError(f"{label}: not a JSON object")
-    try:
-        return RunResults.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, label)) from None
+def parse_results(text: str, label: str = "results.json") -> RunResults:
+    """A results.json text, strictly parsed (:func:`.safe_io.loads_strict`) and schema-checked."""
+    return validated(RunResults, loads_strict(text, label), label)
 
 
 def load_run(run_dir: str | Path) -> tuple[RunResults, str]:
@@ -69,9 +55,8 @@ def load_run(run_dir: str | Path) -> tuple[RunResults, str]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SubmissionError(f"{run_dir}: no such run folder")
-    path = inside(run_dir, "results.json", "results.json")
-    text = read_bounded(path, schema.MAX_RESULTS_BYTES, "results.json")
-    return _parse_results(text), text
+    text = read_bounded(inside(run_dir, "results.json", "results.json"), schema.MAX_RESULTS_BYTES, "results.json")
+    return parse_results(text), text
 
 
 def entry_digest(body: dict[str, Any]) -> str:
@@ -83,11 +68,7 @@ def entry_digest(body: dict[str, Any]) -> str:
 
 def finalize_entry(body: dict[str, Any]) -> LeaderboardEntry:
     """Validate ``body`` (an entry without ``entry_id``) and give it its content-derived id."""
-    body = {k: v for k, v in body.items() if k != "entry_id"}
-    try:
-        draft = LeaderboardEntry.model_validate({**body, "entry_id": "draft"})
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, "entry")) from None
+    draft = validated(LeaderboardEntry, {**body, "entry_id": "draft"}, "entry")
     dumped = draft.model_dump(mode="json", by_alias=True)
     return draft.model_copy(update={"entry_id": f"{draft.model}-{entry_digest(dumped)[:12]}"})
 
@@ -95,10 +76,10 @@ def finalize_entry(body: dict[str, Any]) -> LeaderboardEntry:
 def _entry_version(res: RunResults, version: str | None) -> str:
     """The schema the entry is built under: ``version`` (an entry re-checked under its own), else the newest
     one for its content (v3 with a collapse curve, v2 without: plain entries keep their bytes)."""
-    newest = CURVE_ENTRY_SCHEMA if res.collapse is not None else ENTRY_SCHEMA
-    if version is None or version == newest or (version == ENTRY_SCHEMA and res.collapse is not None):
-        return version or newest  # a v2 entry of a collapse run (made before v3) is re-checked as v2
-    raise SubmissionError(f"rule 'evidence': a {version} entry, but its evidence has no collapse section")
+    if version == CURVE_ENTRY_SCHEMA and res.collapse is None:
+        raise SubmissionError(f"rule 'evidence': a {version} entry, but its evidence has no collapse section")
+    # a v2 entry of a collapse run (made before v3) is re-checked as v2
+    return version or (CURVE_ENTRY_SCHEMA if res.collapse is not None else ENTRY_SCHEMA)
 
 
 def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | None,
@@ -107,7 +88,7 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
     ``leaderboard validate`` both come here, so a stored entry is what its evidence gives, or nothing).
     ``version``: the entry schema to build (default: the newest for the run, see :func:`_entry_version`)."""
     check_name("leaderboard", leaderboard)
-    res = _parse_results(files.text("results.json", schema.MAX_RESULTS_BYTES, "results.json"))
+    res = parse_results(files.text("results.json", schema.MAX_RESULTS_BYTES, "results.json"))
     version = _entry_version(res, version)
     if model_name is None and schema.name_problem(res.name):
         raise SubmissionError(f"run name {res.name!r} cannot be the model name ({schema.name_problem(res.name)}): "
@@ -120,13 +101,11 @@ def entry_from_evidence(files: RunFiles, leaderboard: str, model_name: str | Non
                          fingerprints={t: fp.model_dump() for t, fp in res.test_set_fingerprints.items()})
     except SubmissionError as err:
         raise violation("same-task-and-signatures", str(err)) from None
-    check_required_conditions(res.config, {c: info.model_dump() for c, info in res.conditions.items()},
-                              res.config_hash, res.resolved)
+    check_required_conditions(res.config, res.conditions, res.config_hash, res.resolved)
     verified = verify_numbers(files, res)
     if version == CURVE_ENTRY_SCHEMA:  # the curve the entry carries, from its students' samples
         verify_collapse(files, res)
-    flags = entry_flags(plausibility_flags(verified.plausibility), near_copy_flags(verified.near_copies),
-                        effect_flags({t: res.scores[t] for t in res.tasks}))
+    flags = entry_flags(verified.plausibility, verified.near_copies, {t: res.scores[t] for t in res.tasks})
     real = sorted((n, s) for n, s in res.students.items() if s.condition == "real")
     base_model = real[0][1].base_model if real and real[0][1].base_model else str(
         (res.config.get("train") or {}).get("base_model", "unknown"))
@@ -210,32 +189,17 @@ def submit(run_dir: str | Path, leaderboard: str, root: str | Path = DEFAULT_ROO
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
     """The first (field, stored, recomputed) where two JSON values differ, in sorted key order."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    return None if a == b else (path or "(entry)", a, b)
+        inner = [(a.get(k), b.get(k), f"{path}.{k}" if path else str(k)) for k in sorted(set(a) | set(b))]
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        inner = [(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b, strict=True))]
+    else:
+        return None if a == b else (path or "(entry)", a, b)
+    return next(filter(None, (_first_difference(x, y, p) for x, y, p in inner)), None)
 
 
 def _short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _typed_entry(data: dict[str, Any], label: str) -> LeaderboardEntry | LeaderboardEntryV1:
-    """``data`` validated against its own schema version's model (v1, or v2/v3)."""
-    model = LeaderboardEntryV1 if data.get("schema") in OLD_ENTRY_SCHEMAS else LeaderboardEntry
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, label)) from None
 
 
 def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> LeaderboardEntry:
@@ -246,35 +210,31 @@ def read_entry(path: Path, leaderboard: str, recheck: bool = True) -> Leaderboar
     if path.is_symlink():
         raise SubmissionError(f"{label}: entry files must be plain files, not symlinks")
     data = read_json(path, schema.MAX_ENTRY_BYTES, label)
-    if not isinstance(data, dict):
-        raise SubmissionError(f"{label}: not a JSON object")
-    entry = _typed_entry(data, label)
+    old = isinstance(data, dict) and data.get("schema") in OLD_ENTRY_SCHEMAS  # read under its own version's model
+    entry = validated(LeaderboardEntryV1 if old else LeaderboardEntry, data, label)
     if entry.leaderboard != leaderboard:
         raise SubmissionError(f"{label}: field 'leaderboard' is {entry.leaderboard!r}, but the file is on "
                               f"leaderboard {leaderboard!r}")
     if path.name != f"{entry.entry_id}.json":
         raise SubmissionError(f"{label}: field 'entry_id' is {entry.entry_id!r}, but the file is {path.name}")
     # v1 ids hash the file as written (its model fills in fields v1 never wrote); v2/v3 ids hash the model
-    body = data if isinstance(entry, LeaderboardEntryV1) else entry.model_dump(mode="json", by_alias=True)
+    body = data if old else entry.model_dump(mode="json", by_alias=True)
     expected = f"{entry.model}-{entry_digest(body)[:12]}"
     if entry.entry_id != expected:
         raise SubmissionError(f"{label}: its content does not match its entry id {entry.entry_id!r} (expected "
                               f"{expected!r}): edited by hand after submission?")
-    if isinstance(entry, LeaderboardEntryV1):
-        if recheck:
-            raise SubmissionError(f"{label}: rule 'evidence': schema {entry.schema_id} entries carry no evidence, so "
-                                  f"their numbers cannot be re-checked; submit the run again ({ENTRY_SCHEMA})")
-        return entry  # type: ignore[return-value]  # read-only: the archive's entries
+    if old and recheck:
+        raise SubmissionError(f"{label}: rule 'evidence': schema {entry.schema_id} entries carry no evidence, so "
+                              f"their numbers cannot be re-checked; submit the run again ({ENTRY_SCHEMA})")
     if not recheck:
-        return entry
+        return entry  # type: ignore[return-value]  # v1 entries too: read only (the archive's)
     files = evidence.load(path.parent.parent, entry.evidence.sha256, label)
     try:
         rebuilt = entry_from_evidence(evidence.BundleFiles(files, entry.evidence.sha256), leaderboard, entry.model,
                                       entry.evidence.model_dump(), version=entry.schema_id)
     except SubmissionError as err:
         raise SubmissionError(f"{label}: {err}") from None
-    stored, again = entry.model_dump(mode="json", by_alias=True), rebuilt.model_dump(mode="json", by_alias=True)
-    diff = _first_difference(stored, again)
+    diff = _first_difference(body, rebuilt.model_dump(mode="json", by_alias=True))  # body: the stored entry
     if diff:
         field, claimed, recomputed = diff
         raise SubmissionError(f"{label}: rule 'evidence': field '{field}' is {_short(claimed)}, but recomputed from "

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from regurg_bench.leaderboard.safe_io import read_json, write_file
-from regurg_bench.leaderboard.schema import Name, SubmissionError, check_name, describe_validation_error
+from regurg_bench.leaderboard.schema import Name, SubmissionError, check_name
+from regurg_bench.results import validated
 
 VERIFICATIONS_SCHEMA = "regurg-bench/leaderboard-verifications/v1"
 VERIFICATIONS_DIR = "verifications"
@@ -77,11 +78,7 @@ def read(board_dir: Path, entry_id: str) -> Verifications | None:
     label = f"{Path(board_dir).name}/{VERIFICATIONS_DIR}/{path.name}"
     if path.is_symlink():
         raise SubmissionError(f"{label}: verification files must be plain files, not symlinks")
-    data = read_json(path, MAX_VERIFICATIONS_BYTES, label)
-    try:
-        found = Verifications.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(describe_validation_error(err, label)) from None
+    found = validated(Verifications, read_json(path, MAX_VERIFICATIONS_BYTES, label), label)
     if found.entry_id != entry_id:
         raise SubmissionError(f"{label}: field 'entry_id' is {found.entry_id!r}, but the file is {path.name}")
     return found

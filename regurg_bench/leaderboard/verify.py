@@ -36,14 +36,17 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same(a: Any, b: Any) -> bool:
+    """Equal, numbers within :data:`TOLERANCE` (claimed vs recomputed; also the collapse curve's re-check)."""
+
     def number(x: Any) -> bool:
         return isinstance(x, int | float) and not isinstance(x, bool)
 
     return _close(float(a), float(b)) if number(a) and number(b) else a == b
 
 
-def _mismatch(field: str, claimed: Any, recomputed: Any, source: str, hint: str = "") -> SubmissionError:
+def mismatch(field: str, claimed: Any, recomputed: Any, source: str, hint: str = "") -> SubmissionError:
+    """The error naming a claimed ``results.json`` field that ``source`` does not give."""
     return SubmissionError(f"results.json: field '{field}' claims {claimed!r}, but recomputed from {source} it is "
                            f"{recomputed!r}{hint}")
 
@@ -93,16 +96,13 @@ def _published_pairs(task: str) -> tuple[list[str], list[str]]:
     raise SubmissionError(f"task {task!r}: its test set is not one this leaderboard can check")
 
 
-def _lm_eval_results(files: RunFiles, rel: str, field: str) -> dict[str, Any]:
+def _lm_eval_file(files: RunFiles, rel: str, field: str, task: str, res: RunResults) -> dict[str, Any]:
+    """A student's lm-eval results file, which must record the task version, lm-eval version and signatures
+    claimed."""
     text = files.text(rel, schema.MAX_LM_EVAL_RESULTS_BYTES, f"results.json: field '{field}'")
-    data = loads_strict(text, rel, allow_non_finite=True)
-    if not isinstance(data, dict):
+    lm_eval = loads_strict(text, rel, allow_non_finite=True)
+    if not isinstance(lm_eval, dict):
         raise SubmissionError(f"{rel}: not an lm-eval results JSON object")
-    return data
-
-
-def _check_lm_eval_file(lm_eval: dict[str, Any], rel: str, task: str, res: RunResults) -> None:
-    """lm-eval's own results file must record the task version, lm-eval version and signatures claimed."""
     recorded, claimed = _dig(lm_eval, "versions", task), res.task_versions.get(task)
     if recorded is None or version_str(recorded) != version_str(claimed):
         raise SubmissionError(f"{rel}: lm-eval recorded version {recorded!r} of {task}, but results.json field "
@@ -115,6 +115,7 @@ def _check_lm_eval_file(lm_eval: dict[str, Any], rel: str, task: str, res: RunRe
         if metric in res.sacrebleu_signatures and res.sacrebleu_signatures[metric] != sig:
             raise SubmissionError(f"{rel}: lm-eval recorded the {metric} signature {sig!r}, but results.json field "
                                   f"'sacrebleu_signatures.{metric}' claims {res.sacrebleu_signatures[metric]!r}")
+    return lm_eval
 
 
 # ------------------------------------------------------------------------------ checks
@@ -181,8 +182,7 @@ def _task_outputs(files: RunFiles, res: RunResults, task: str
         elif ids != doc_ids or r != refs:
             raise SubmissionError(f"{rel}: its documents or references differ from the other students' (every "
                                   "student must be evaluated on the same sentences)")
-        lm_eval = _lm_eval_results(files, s.results_file, f"students.{name}.results_file")
-        _check_lm_eval_file(lm_eval, s.results_file, task, res)
+        lm_eval = _lm_eval_file(files, s.results_file, f"students.{name}.results_file", task, res)
         reported.append((s.condition, s.seed, s.results_file, lm_eval))
         per_cond.setdefault(s.condition, []).append((s.seed, hyps))
     assert refs is not None and doc_ids is not None  # students is non-empty (schema)
@@ -202,11 +202,12 @@ def _check_reported(reported: Reported, task: str, metric: str, per_seed: dict[s
                                   f"give {got!r}")
 
 
-def _compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[str, Any], hint: str) -> None:
+def compare_effect(field: str, claimed: Mapping[str, Any], recomputed: Mapping[str, Any], hint: str) -> None:
+    """Every key of a claimed effect (D, R, D_k, a claim's difference) equals the recomputed one's."""
     for key in sorted(set(claimed) | set(recomputed)):
         a, b = claimed.get(key), recomputed.get(key)
-        if not _same(a, b):
-            raise _mismatch(f"{field}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
+        if not same(a, b):
+            raise mismatch(f"{field}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
 
 
 def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[str, list[list[str]]],
@@ -237,46 +238,41 @@ def _check_effects(res: RunResults, task: str, metrics: list[str], hyps: dict[st
         for cond in order:
             row, base = claimed[cond][metric], f"scores.{task}.{cond}.{metric}"
             if len(row.per_seed) != len(bs.per_seed[cond]):
-                raise _mismatch(f"{base}.per_seed", row.per_seed, bs.per_seed[cond], SAMPLES_SOURCE)
+                raise mismatch(f"{base}.per_seed", row.per_seed, bs.per_seed[cond], SAMPLES_SOURCE)
             for key, values in (("per_seed", row.per_seed), ("lm_eval_reported", row.lm_eval_reported)):
                 for i, (a, b) in enumerate(zip(values or [], bs.per_seed[cond], strict=False)):
                     if not _close(a, b):
-                        raise _mismatch(f"{base}.{key}[{i}]", a, b, SAMPLES_SOURCE)
+                        raise mismatch(f"{base}.{key}[{i}]", a, b, SAMPLES_SOURCE)
             if not _close(row.score, bs.point[cond]):
-                raise _mismatch(f"{base}.score", row.score, bs.point[cond], SAMPLES_SOURCE)
+                raise mismatch(f"{base}.score", row.score, bs.point[cond], SAMPLES_SOURCE)
             lo, hi = ms.rows[cond]["ci_low"], ms.rows[cond]["ci_high"]
             for key, a, b in (("ci_low", row.ci_low, lo), ("ci_high", row.ci_high, hi)):
                 if not _close(a, b):
-                    raise _mismatch(f"{base}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
+                    raise mismatch(f"{base}.{key}", a, b, BOOTSTRAP_SOURCE, hint)
         for reg, per in res.degradation.get(task, {}).items():
             if reg not in hyps:
                 raise SubmissionError(f"results.json: field 'degradation.{task}.{reg}': no such condition")
             if metric in per:
-                _compare_effect(f"degradation.{task}.{reg}.{metric}", per[metric].model_dump(),
-                                fx.degradation[reg].to_dict(), hint)
+                compare_effect(f"degradation.{task}.{reg}.{metric}", per[metric].model_dump(),
+                               fx.degradation[reg].to_dict(), hint)
         for cond, bases in res.recovery.get(task, {}).items():
             for reg, per in bases.items():
                 if cond not in hyps or reg not in hyps or reg not in fx.recovery.get(cond, {}):
                     raise SubmissionError(f"results.json: field 'recovery.{task}.{cond}.{reg}': no such condition")
                 if metric in per:
-                    _compare_effect(f"recovery.{task}.{cond}.{reg}.{metric}", per[metric].model_dump(),
-                                    fx.recovery[cond][reg].to_dict(), hint)
-
-
-def _mitigation_kinds() -> set[str]:
-    """Condition kinds of the registered mitigations: each must report its R."""
-    from regurg_bench.protocol.mitigations import mitigation_claims
-
-    return set(mitigation_claims())
+                    compare_effect(f"recovery.{task}.{cond}.{reg}.{metric}", per[metric].model_dump(),
+                                   fx.recovery[cond][reg].to_dict(), hint)
 
 
 def _check_complete(res: RunResults, task: str, metrics: list[str]) -> None:
-    """Every regurgitated condition has its D and every mitigation its R, for every metric (so no result
-    can be left out of an entry)."""
+    """Every regurgitated condition has its D and every registered mitigation its R, for every metric (so no
+    result can be left out of an entry)."""
+    from regurg_bench.protocol.mitigations import mitigation_claims
+
     for cond, info in res.conditions.items():
         if info.kind == "regurg":
             what, have = f"degradation.{task}.{cond}", set(res.degradation.get(task, {}).get(cond, {}))
-        elif info.kind in _mitigation_kinds():
+        elif info.kind in mitigation_claims():
             what = f"recovery.{task}.{cond}"
             have = {m for per in res.recovery.get(task, {}).get(cond, {}).values() for m in per}
         else:
@@ -308,8 +304,8 @@ def verify_numbers(files: RunFiles, res: RunResults) -> Verified:
         hyps, refs, sources, reported = _task_outputs(files, res, task)
         check = res.checks.get(task)
         if check is None or check.n_test_sentences != len(refs):
-            raise _mismatch(f"checks.{task}.n_test_sentences", check and check.n_test_sentences, len(refs),
-                            SAMPLES_SOURCE)
+            raise mismatch(f"checks.{task}.n_test_sentences", check and check.n_test_sentences, len(refs),
+                           SAMPLES_SOURCE)
         _check_effects(res, task, metrics, hyps, refs, reported)
         _check_complete(res, task, metrics)
         n_sentences[task] = len(refs)

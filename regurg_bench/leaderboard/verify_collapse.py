@@ -16,13 +16,14 @@ from typing import Any
 
 from regurg_bench.leaderboard.evidence import RunFiles
 from regurg_bench.leaderboard.schema import RunResults, SubmissionError
+from regurg_bench.leaderboard.verify import compare_effect, mismatch, read_samples, same
+from regurg_bench.results import CollapseClaim, RunScore
 
 SOURCE = "the collapse students' logged samples"
 
 
 def verify_collapse(files: RunFiles, res: RunResults) -> None:
     """Recompute the curve of ``res.collapse`` from the samples in ``files``; raise at the first difference."""
-    from regurg_bench.leaderboard.verify import _compare_effect, read_samples
     from regurg_bench.scoring.generations import score_generations
 
     c, sc = res.collapse, res.scoring
@@ -48,35 +49,32 @@ def verify_collapse(files: RunFiles, res: RunResults) -> None:
             for k, per_metric in per_k.items():
                 for metric, effect in per_metric.items():
                     got = c.degradation.get(task, {}).get(mode, {}).get(k, {}).get(metric)
-                    _compare_effect(f"collapse.degradation.{task}.{mode}.{k}.{metric}",
-                                    got.model_dump() if got is not None else {}, effect, f" ({SOURCE})")
+                    compare_effect(f"collapse.degradation.{task}.{mode}.{k}.{metric}",
+                                   got.model_dump() if got is not None else {}, effect, f" ({SOURCE})")
         _compare_claims(task, c.claims, claims)
 
 
-def _compare_scores(task: str, claimed: dict[str, Any], scores: dict[str, Any]) -> None:
-    from regurg_bench.leaderboard.verify import _mismatch, _same
-
+def _compare_scores(task: str, claimed: dict[str, dict[str, RunScore]], scores: dict[str, Any]) -> None:
     for cond, per_metric in scores.items():
         for metric, row in per_metric.items():
             got = claimed.get(cond, {}).get(metric)
             for key in ("score", "ci_low", "ci_high", "per_seed"):
                 a = getattr(got, key, None) if got is not None else None
                 b = row[key]
-                same = (isinstance(a, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-                        if isinstance(b, list) else a is not None and _same(a, b))
-                if not same:
-                    raise _mismatch(f"collapse.scores.{task}.{cond}.{metric}.{key}", a, b, SOURCE)
+                ok = (isinstance(a, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+                      if isinstance(b, list) else a is not None and same(a, b))
+                if not ok:
+                    raise mismatch(f"collapse.scores.{task}.{cond}.{metric}.{key}", a, b, SOURCE)
 
 
-def _compare_claims(task: str, claimed: list[dict[str, Any]], recomputed: list[dict[str, Any]]) -> None:
-    from regurg_bench.leaderboard.verify import _compare_effect
-
-    by_key = {(cl.get("claim"), cl.get("mode")): cl for cl in claimed if cl.get("task") == task}
+def _compare_claims(task: str, claimed: list[CollapseClaim], recomputed: list[dict[str, Any]]) -> None:
+    by_key = {(cl.claim, cl.mode): cl for cl in claimed if cl.task == task}
     for cl in recomputed:
         got = by_key.get((cl["claim"], cl["mode"]))
         if got is None:
             raise SubmissionError(f"results.json: field 'collapse.claims': no {cl['claim']} claim for {cl['mode']} "
                                   f"({task}), which its samples give")
         for metric, entry in cl["per_metric"].items():
-            _compare_effect(f"collapse.claims.{cl['claim']}.{cl['mode']}.{task}.per_metric.{metric}",
-                            (got.get("per_metric") or {}).get(metric) or {}, entry, f" ({SOURCE})")
+            mine = got.per_metric.get(metric)
+            compare_effect(f"collapse.claims.{cl['claim']}.{cl['mode']}.{task}.per_metric.{metric}",
+                           mine.model_dump(exclude_unset=True) if mine is not None else {}, entry, f" ({SOURCE})")

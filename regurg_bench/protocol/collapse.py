@@ -49,6 +49,7 @@ from regurg_bench.protocol.collapse_steps import (
     targets_name,
 )
 from regurg_bench.protocol.steps import write_json as _write_json
+from regurg_bench.results import RunCollapse, TailGap
 from regurg_bench.scoring.generations import CLAIM_TEXT as GENERATION_CLAIM_TEXT
 from regurg_bench.scoring.generations import score_generations
 
@@ -147,12 +148,6 @@ def diagnostics_per_generation(cfg, out: Path, chains: dict[str, Any]) -> dict[s
             "diagnostics": list(c.diagnostics)}
 
 
-def _verdict_word(e: dict[str, Any]) -> str:
-    from regurg_bench.scoring.verdicts import short_verdict
-
-    return short_verdict(e)
-
-
 def load_generation_outputs(cfg, chains: dict[str, Any], task: str) -> tuple[dict[str, list[list[str]]], list[str]]:
     """Every generation condition's hypotheses per seed (seed order) and the references, from the logged samples."""
     from regurg_bench.protocol.report_parts import load_samples
@@ -223,7 +218,7 @@ def tail_claims(cfg, out: Path, chains: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------------- entry point
 def run_collapse(cfg, out: str | Path, tasks: list[str], runner: Any, real: dict[str, Any],
-                 real_evals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+                 real_evals: dict[str, dict[str, Any]]) -> RunCollapse:
     """Run (or resume) the study into ``out/collapse`` on ``runner`` (:class:`~regurg_bench.protocol.run.Runner`)
     and return results.json's ``collapse`` section (also written to ``out/collapse/collapse.json``); writes the
     two plots into ``out``. ``real`` / ``real_evals``: the main matrix's students and evaluations."""
@@ -237,7 +232,7 @@ def run_collapse(cfg, out: str | Path, tasks: list[str], runner: Any, real: dict
     def rel(p: str | Path) -> str:
         return Path(p).absolute().relative_to(out.absolute()).as_posix()
 
-    section = {
+    section = RunCollapse.model_validate({
         "generations": c.generations, "modes": list(c.modes), "seeds": list(cfg.seeds),
         "settings": c.model_dump(mode="json"),
         "conditions": [GEN0] + [condition(m, k) for m in c.modes for k in range(1, c.generations + 1)],
@@ -251,50 +246,45 @@ def run_collapse(cfg, out: str | Path, tasks: list[str], runner: Any, real: dict
                      for n, s in chains["students"].items()},
         "targets": {n: {k: (rel(v) if k in ("dir", "file") else v) for k, v in r.items()}
                     for n, r in chains["targets"].items()},
-    }
-    section["plots"] = write_plots(section, out)
+    })
+    section = section.model_copy(update={"plots": write_plots(section, out)})
     runner.add("collapse_score", time.perf_counter() - t)
-    _write_json(out / "collapse" / "collapse.json", section)
+    _write_json(out / "collapse" / "collapse.json", section.model_dump(mode="json", exclude_unset=True))
     return section
 
 
 # -------------------------------------------------------------------------------------------- plots
-def write_plots(section: dict[str, Any], out: Path) -> list[str]:
+def write_plots(section: RunCollapse, out: Path) -> list[str]:
     """``collapse_scores.png`` (score vs generation, one line per mode, intervals) and
     ``collapse_diversity.png`` (diversity and tail kept vs generation, mean over seeds)."""
-    import matplotlib
+    from regurg_bench.metric_table import metric_title
+    from regurg_bench.protocol.report_parts import panels, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from regurg_bench.protocol.report_parts import METRIC_LABEL, save_figure
-
-    G, modes = section["generations"], section["modes"]
-    task = next(iter(section["scores"]))
-    per = section["scores"][task]
+    G, modes = section.generations, section.modes
+    task = next(iter(section.scores))
+    per = section.scores[task]
     metrics = list(per[GEN0])
     xs = list(range(G + 1))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = panels(len(metrics), 3.6)
     for ax, m in zip(axes[0], metrics, strict=True):
         for i, mode in enumerate(modes):
             pts = [per[condition(mode, k)][m] for k in xs]
             x = [k + (i - (len(modes) - 1) / 2) * 0.06 for k in xs]  # small offsets: the bars stay readable
-            y = [p["score"] for p in pts]
-            ax.errorbar(x, y, yerr=[[v - p["ci_low"] for v, p in zip(y, pts, strict=True)],
-                                    [p["ci_high"] - v for v, p in zip(y, pts, strict=True)]],
+            y = [p.score for p in pts]
+            ax.errorbar(x, y, yerr=[[v - p.ci_low for v, p in zip(y, pts, strict=True)],
+                                    [p.ci_high - v for v, p in zip(y, pts, strict=True)]],
                         marker="o", capsize=3, label=mode)
         ax.set_xticks(xs)
         ax.set_xlabel("generation (0 = real data)")
-        ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
+        ax.set_title(metric_title(m))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{task}: score vs generation, 95% bootstrap CI over sentences and seeds")
-    fig.tight_layout()
     save_figure(fig, out / "collapse_scores.png")
 
-    diag = section["diagnostics"]["per_seed"]
+    diag = section.diagnostics.per_seed
     keys = [k for k in ("types_at_budget", "distinct_2", "tail_kept", "head_kept")
-            if any(k in st for d in diag.values() for st in d["stats"].values())]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4), squeeze=False)
+            if any(k in st for d in diag.values() for st in d.stats.values())]
+    fig, axes = panels(len(keys), 3.4, width=4.0)
     labels = {"types_at_budget": "word types at equal token budget", "distinct_2": "distinct-2 (equal budget)",
               "tail_kept": "share of human tail types kept", "head_kept": "share of human head types kept"}
     for ax, key in zip(axes[0], keys, strict=True):
@@ -302,7 +292,7 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
             ys = []
             for k in xs:
                 cond = "real" if k == 0 else condition(mode, k)
-                vals = [d["stats"][cond].get(key) for d in diag.values()]
+                vals = [d.stats[cond].get(key) for d in diag.values()]
                 vals = [v for v in vals if v is not None]
                 ys.append(sum(vals) / len(vals) if vals else math.nan)
             ax.plot(xs, ys, marker="o", label=mode)
@@ -313,89 +303,78 @@ def write_plots(section: dict[str, Any], out: Path) -> list[str]:
         ax.set_title(labels[key], fontsize=9)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("training targets per generation (mean over seeds)")
-    fig.tight_layout()
     save_figure(fig, out / "collapse_diversity.png")
     return ["collapse_scores.png", "collapse_diversity.png"]
 
 
 # ------------------------------------------------------------------------------------------ report
-def _gap(g: dict[str, Any]) -> str:
-    if g["estimate"] is None or g["ci_low"] is None:
-        return ("-" if g["estimate"] is None else f"{g['estimate']:+.3f}") + \
-            f" (no interval: {g['tail_types']} tail / {g['head_types']} head types)"
-    return f"{g['estimate']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+def _gap(g: TailGap) -> str:
+    if g.estimate is None or g.ci_low is None:
+        return ("-" if g.estimate is None else f"{g.estimate:+.3f}") + \
+            f" (no interval: {g.tail_types} tail / {g.head_types} head types)"
+    return f"{g.estimate:+.3f} [{g.ci_low:+.3f}, {g.ci_high:+.3f}]"
 
 
-def _fmt(e: dict[str, Any]) -> str:
-    if e.get("estimate") is None:
-        return f"n/a ({e['status']})"
-    from regurg_bench.protocol.report_parts import fmt_bound
-
-    return f"{e['estimate']:.3f} [{fmt_bound(e['ci_low'])}, {fmt_bound(e['ci_high'])}]"
-
-
-def report_blocks(section: dict[str, Any]) -> list[tuple]:
+def report_blocks(section: RunCollapse) -> list[tuple]:
     """The report's "Degradation across generations" blocks (see :func:`regurg_bench.protocol.report.blocks`)."""
-    from regurg_bench.protocol.report_parts import METRIC_LABEL
+    from regurg_bench.metric_table import METRIC_LABEL
+    from regurg_bench.protocol.report_parts import fmt_effect, fmt_score
+    from regurg_bench.scoring.verdicts import short_verdict
 
-    G, modes = section["generations"], section["modes"]
+    G, modes = section.generations, section.modes
     b: list[tuple] = [("h", 2, "Degradation across generations (replace vs accumulate)"),
                       ("p", f"Generation 0 trains on the real split; the student of generation k decodes the same "
                             f"training sources greedily and its outputs are the targets of generation k+1 "
-                            f"({G} generations, seeds {section['seeds']}). replace: generated targets only; "
+                            f"({G} generations, seeds {section.seeds}). replace: generated targets only; "
                             "accumulate: real + every generated set so far; accumulate_equal: a seeded subsample "
                             "of that pool as large as the real split. D_k = degradation of generation k against "
                             "generation 0 (sign flipped for TER), 95% paired-bootstrap intervals over test "
                             "sentences and seeds, Holm's correction over each metric's D_k.")]
-    for task, per_mode in section["degradation"].items():
-        metrics = list(section["scores"][task][GEN0])
+    for task, per_mode in section.degradation.items():
+        s = section.scores[task]
+        metrics = list(s[GEN0])
         header = ["mode", "generation"] + [f"{METRIC_LABEL[m]}" for m in metrics] + \
                  [f"D_k ({METRIC_LABEL[m]})" for m in metrics]
-        s = section["scores"][task]
-        rows = [["-", "0"] + [f"{s[GEN0][m]['score']:.2f} [{s[GEN0][m]['ci_low']:.2f}, {s[GEN0][m]['ci_high']:.2f}]"
-                              for m in metrics] + ["(reference)"] * len(metrics)]
+        rows = [["-", "0"] + [fmt_score(s[GEN0][m]) for m in metrics] + ["(reference)"] * len(metrics)]
         for mode in modes:
             for k in range(1, G + 1):
-                cond = condition(mode, k)
-                rows.append([mode, str(k)]
-                            + [f"{s[cond][m]['score']:.2f} [{s[cond][m]['ci_low']:.2f}, {s[cond][m]['ci_high']:.2f}]"
-                               for m in metrics]
-                            + [f"{_verdict_word(per_mode[mode][str(k)][m])}: {_fmt(per_mode[mode][str(k)][m])}"
-                               for m in metrics])
+                d = per_mode[mode][str(k)]
+                rows.append([mode, str(k)] + [fmt_score(s[condition(mode, k)][m]) for m in metrics]
+                            + [f"{short_verdict(d[m])}: {fmt_effect(d[m], status=False)}" for m in metrics])
         b.append(("h", 3, f"Scores and D_k: {task}"))
         b.append(("table", header, rows))
     b.append(("img", "collapse_scores.png"))
     b.append(("h", 3, "Claims"))
     rows = []
-    for cl in section["claims"]:
-        if cl["claim"] == "collapse_tail":
-            gaps = "; ".join(f"gen {g['generation']}: " + _gap(g) for g in cl["per_generation"])
-            rows.append([cl["text"], cl["mode"], f"{cl['verdict']}; head kept - tail kept {gaps}; "
-                                                 f"per seed: {', '.join(cl['per_seed_verdicts'])}"])
+    for cl in section.claims:
+        if cl.claim == "collapse_tail":
+            gaps = "; ".join(f"gen {g.generation}: " + _gap(g) for g in cl.per_generation)
+            rows.append([cl.text, cl.mode, f"{cl.verdict}; head kept - tail kept {gaps}; "
+                                           f"per seed: {', '.join(cl.per_seed_verdicts)}"])
             continue
-        rows.append([cl["text"], f"{cl['mode']} ({cl['task']})",
-                     "; ".join(f"{METRIC_LABEL[m]}: {e['verdict']}, {_fmt(e)}"
-                               + (f", holds alone in {e['seeds_holding']}/{e['n_seeds']} seeds" if e.get("n_seeds") else "")
-                               for m, e in cl["per_metric"].items())])
+        rows.append([cl.text, f"{cl.mode} ({cl.task})",
+                     "; ".join(f"{METRIC_LABEL[m]}: {e.verdict}, {fmt_effect(e, status=False)}"
+                               + (f", holds alone in {e.seeds_holding}/{e.n_seeds} seeds" if e.n_seeds else "")
+                               for m, e in cl.per_metric.items())])
     b.append(("table", ["claim", "mode", "verdict per metric (Δ in metric points [95% CI])"], rows))
     b.append(("p", "Growth and boundedness are paired score differences in metric points (TER sign-flipped), "
                    "with Holm's correction over both kinds of claim per metric. The tail claim's gap is the share of the "
                    "human head types kept minus the share of tail types kept (a type's value: the share of seeds "
                    "keeping it), with a percentile interval over resampled word types; it holds when every "
                    "generation's interval lies above 0."))
-    diag = section["diagnostics"]
+    diag = section.diagnostics
     b.append(("h", 3, "Training targets per generation"))
     b.append(("p", f"Each generation's targets against the human targets of the same ids; diversity on the first "
-                   f"{diag['token_budget']} tokens of each (the smallest generation's token count); "
-                   f"tail = the {diag['tail_types']} human word types seen at most {diag['tail_max_count']} times, "
-                   f"head = the {diag['head_types']} seen at least {diag['head_min_count']} times."))
+                   f"{diag.token_budget} tokens of each (the smallest generation's token count); "
+                   f"tail = the {diag.tail_types} human word types seen at most {diag.tail_max_count} times, "
+                   f"head = the {diag.head_types} seen at least {diag.head_min_count} times."))
     keys = ["types_at_budget", "distinct_2", "mtld", "tail_kept", "head_kept", "chrf_mean", "ratio_outlier_rate",
             "within_repeat_rate"]
-    for seed, d in diag["per_seed"].items():
-        present = [k for k in keys if any(k in st for st in d["stats"].values())]
+    for seed, d in diag.per_seed.items():
+        present = [k for k in keys if any(k in st for st in d.stats.values())]
         rows = [[cond, *[("-" if st.get(k) is None else f"{st[k]:,.0f}" if st[k] >= 100 else f"{st[k]:.3g}")
                          for k in present]]
-                for cond, st in d["stats"].items()]
+                for cond, st in d.stats.items()]
         b.append(("table", [f"seed {seed}: targets"] + present, rows))
     b.append(("img", "collapse_diversity.png"))
     return b

@@ -97,27 +97,23 @@ def _run_side(folder: Path, name: str = "results.json") -> Side:
     from regurg_bench.leaderboard import schema
     from regurg_bench.leaderboard.evidence import FolderFiles
     from regurg_bench.leaderboard.safe_io import read_bounded
-    from regurg_bench.leaderboard.submit import _parse_results
+    from regurg_bench.leaderboard.submit import parse_results
 
     label = str(folder / name)
     try:  # the typed model every reader of results.json uses: errors name the field
-        results = _parse_results(read_bounded(folder / name, schema.MAX_RESULTS_BYTES, label), label)
+        results = parse_results(read_bounded(folder / name, schema.MAX_RESULTS_BYTES, label), label)
     except schema.SubmissionError as err:
         raise CompareError(str(err)) from None
     return Side(str(folder), "run", results, FolderFiles(folder))
 
 
 def _entry_side(path: Path, data: dict[str, Any]) -> Side:
-    from pydantic import ValidationError
-
     from regurg_bench.leaderboard import evidence
-    from regurg_bench.leaderboard.schema import LeaderboardEntry, SubmissionError, describe_validation_error
-    from regurg_bench.leaderboard.submit import _parse_results
+    from regurg_bench.leaderboard.schema import LeaderboardEntry, SubmissionError
+    from regurg_bench.leaderboard.submit import parse_results
+    from regurg_bench.results import validated
 
-    try:
-        entry = LeaderboardEntry.model_validate(data)
-    except ValidationError as err:
-        raise CompareError(describe_validation_error(err, str(path))) from None
+    entry = validated(LeaderboardEntry, data, str(path), CompareError)
     board = path.parent.parent
     try:
         bundle = evidence.evidence_path(board, entry.evidence.sha256)
@@ -132,7 +128,7 @@ def _entry_side(path: Path, data: dict[str, Any]) -> Side:
         text = files.get("results.json")
         if text is None:
             raise SubmissionError(f"{bundle}: no results.json in the evidence")
-        results = _parse_results(text, f"{bundle} (results.json)")
+        results = parse_results(text, f"{bundle} (results.json)")
     except SubmissionError as err:
         raise CompareError(str(err)) from None
     if results.config_hash != entry.config_hash:

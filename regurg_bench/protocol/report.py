@@ -12,27 +12,29 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from regurg_bench.atomic import atomic_write
+from regurg_bench.metric_table import METRIC_LABEL, metric_title
 from regurg_bench.protocol.fingerprints import weight_fingerprints
-from regurg_bench.protocol.report_parts import METRIC_LABEL, fmt_bound, load_samples, pyplot, save_figure
-from regurg_bench.results import RESULTS_SCHEMA, RunClaim, RunEffect, RunResults, RunScore, RunVerdict
+from regurg_bench.protocol.mitigations import mitigation_claims
+from regurg_bench.protocol.report_parts import fmt_effect, fmt_score, load_samples, panels, save_figure
+from regurg_bench.results import RESULTS_SCHEMA, RunClaim, RunResults, RunScore, RunVerdict, validated
 from regurg_bench.scoring.bootstrap import prefetch_stats
 from regurg_bench.scoring.effects import OK
 from regurg_bench.scoring.matrix import CORRECTION, MatrixEffects, score_metric
 from regurg_bench.scoring.verdicts import SHORT_VERDICT, robustness, short_verdict, verdict
 
-SCHEMA = RESULTS_SCHEMA
 #: The report's plots (written when they have data), with captions.
 PLOTS = [("scores.png", "Score per condition with 95% intervals"),
          ("sizes.png", "Score vs training size, real vs generated (size ladder)"),
          ("recovery.png", "Recovery R per mitigation with intervals"),
          ("diagnostics.png", "Diagnostics of the training splits, human vs generated")]
 def hyps_from_evals(students: dict[str, Any], evals: dict[str, Any], task: str
-                    ) -> tuple[dict[str, list[list[str]]], list[str], dict[str, list[int]]]:
-    """{condition: [hyps of seed 0, seed 1, ...]}, the shared references, and each condition's seeds."""
+                    ) -> tuple[dict[str, list[list[str]]], list[str]]:
+    """{condition: [hyps of seed 0, seed 1, ...]} and the shared references."""
     by_cond: dict[str, list[tuple[int, list[str]]]] = {}
     refs, doc_ids = None, None
     for name, s in students.items():
@@ -43,9 +45,7 @@ def hyps_from_evals(students: dict[str, Any], evals: dict[str, Any], task: str
         elif r != refs or ids != doc_ids:
             raise ValueError(f"{name}: its logged references differ from the other students' ({task})")
         by_cond.setdefault(s.condition, []).append((s.seed, hyps))
-    hyps_by_cond = {c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in by_cond.items()}
-    seeds = {c: sorted(seed for seed, _ in v) for c, v in by_cond.items()}
-    return hyps_by_cond, refs or [], seeds
+    return {c: [h for _, h in sorted(v, key=lambda t: t[0])] for c, v in by_cond.items()}, refs or []
 
 
 def _rel(path: str | Path | None, root: Path) -> str | None:
@@ -71,14 +71,9 @@ def _score_tasks(sc, gens: list[str], students: dict[str, Any], evals: dict[str,
                  conditions: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """Scores, degradation, recovery, differences, checks against lm-eval and per-seed effects, each
     ``{task: ...}``; also records each condition's ``effective_seeds`` in ``conditions``."""
-    scores: dict[str, Any] = {}
-    degr: dict[str, Any] = {}
-    recov: dict[str, Any] = {}
-    diffs: dict[str, Any] = {}
-    checks: dict[str, Any] = {}
-    per_seed_effects: dict[str, Any] = {}
+    scores, degr, recov, diffs, checks, per_seed_effects = {}, {}, {}, {}, {}, {}
     for task in tasks:
-        hyps_by_cond, refs, _ = hyps_from_evals(students, evals, task)
+        hyps_by_cond, refs = hyps_from_evals(students, evals, task)
         for cond, seeds in hyps_by_cond.items():  # seeds with identical outputs are one replicate
             distinct = len({json.dumps(h) for h in seeds})
             info = conditions[cond]
@@ -131,7 +126,7 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
     scores, degr, recov, diffs, checks, per_seed_effects = _score_tasks(sc, gens, students, evals, tasks, conditions)
     first_eval = next(iter(evals.values()))
     results = {
-        "schema": SCHEMA,
+        "schema": RESULTS_SCHEMA,
         "name": cfg.name,
         "config_hash": cfg.config_hash(),
         "config": cfg.model_dump(mode="json"),
@@ -160,26 +155,13 @@ def score_run(cfg, out: Path, students: dict[str, Any], evals: dict[str, Any], t
         "recovery": recov,
         "differences": diffs,
         "diagnostics": diagnostics,
-        "claims": claims(scores, degr, recov, conditions, gens, sc.metrics, notes, diffs, diagnostics,
-                         per_seed_effects),
+        "claims": claims(degr, recov, diffs, conditions, gens, diagnostics, per_seed_effects),
         "checks": checks,
         "notes": notes,
     }
-    return typed_results(results)
-
-
-def typed_results(results: dict[str, Any]) -> RunResults:
-    """``results`` as the one typed model (:class:`regurg_bench.results.RunResults`) that the report, ``submit``, the
-    verifier, ``compare`` and the leaderboard read: what scoring produces must pass it here, not fail later in
-    someone else's submission. Dict order is kept (the report lists conditions and students in run order)."""
-    from pydantic import ValidationError
-
-    from regurg_bench.results import describe_validation_error
-
-    try:
-        return RunResults.model_validate(results)
-    except ValidationError as err:
-        raise RuntimeError(describe_validation_error(err, "results.json as scored")) from None
+    # the one typed model the report, submit, the verifier, compare and the leaderboard read: what scoring produces
+    # must pass it here, not fail later in someone else's submission (dict order is kept: run order)
+    return validated(RunResults, results, "results.json as scored", RuntimeError)
 
 
 def _store_effects(fx: MatrixEffects, metric: str, degr: dict, recov: dict, diffs: dict) -> None:
@@ -191,10 +173,6 @@ def _store_effects(fx: MatrixEffects, metric: str, degr: dict, recov: dict, diff
     for better, against in fx.differences.items():
         for worse, e in against.items():
             diffs.setdefault(better, {}).setdefault(worse, {})[metric] = e.to_dict()
-
-
-def _verdict(effect: dict[str, Any]) -> str:
-    return verdict(effect)
 
 
 ROBUSTNESS_TEXT = ("A verdict is *robust* when its Holm-adjusted p-value is at most 0.01, it rests on at least two "
@@ -238,17 +216,6 @@ def robustness_counts(results: RunResults) -> dict[str, int]:
     return counts
 
 
-def _fmt_effect(effect: RunEffect) -> str:
-    if effect.estimate is None:
-        return f"n/a ({effect.status})"
-    ci = f"[{fmt_bound(effect.ci_low)}, {fmt_bound(effect.ci_high)}]"
-    return f"{effect.estimate:.3f} {ci}" + ("" if effect.status == OK else f" ({effect.status})")
-
-
-def _fmt_score(score: RunScore) -> str:
-    return f"{score.score:.2f} [{score.ci_low:.2f}, {score.ci_high:.2f}]"
-
-
 def _seeds_agree(v: RunVerdict) -> str:
     """``k/n``: how many seeds agree with the pooled verdict alone (empty with one seed)."""
     return f"{v.agreeing()}/{v.n_seeds}" if (v.n_seeds or 0) > 1 else ""
@@ -258,23 +225,13 @@ def _num(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1 else f"{x:,.1f}"
 
 
-def _claim_text() -> dict[str, str]:
-    from regurg_bench.protocol.mitigations import mitigation_claims
-
-    return {
-        "degradation": "Training on regurgitated targets degrades the student vs real targets (same sources, same budget): D > 0",
-        "ladder": "Real beats regurgitated data at every equal training size (size ladder): Δ > 0",
-        "fraction": "A fraction of the real data beats all of the generated data (full size): Δ > 0",
-        "errors": "Mechanism (a): generated targets have higher error rates than human ones (error proxies)",
-        "diversity": "Mechanism (b): generated targets have lower lexical diversity than human ones",
-    } | mitigation_claims()  # each mitigation's own claims (regurg_bench/protocol/mitigations)
-
-
-CLAIM_TEXT = _claim_text()
-
-
-def _per_metric(effects: dict[str, Any]) -> dict[str, Any]:
-    return {m: {"verdict": _verdict(e), **e} for m, e in effects.items()}
+CLAIM_TEXT = {
+    "degradation": "Training on regurgitated targets degrades the student vs real targets (same sources, same budget): D > 0",
+    "ladder": "Real beats regurgitated data at every equal training size (size ladder): Δ > 0",
+    "fraction": "A fraction of the real data beats all of the generated data (full size): Δ > 0",
+    "errors": "Mechanism (a): generated targets have higher error rates than human ones (error proxies)",
+    "diversity": "Mechanism (b): generated targets have lower lexical diversity than human ones",
+} | mitigation_claims()  # each mitigation's own claims (regurg_bench/protocol/mitigations)
 
 
 def _diagnostic_claims(diagnostics: dict[str, Any], gens: list[str]) -> list[dict[str, Any]]:
@@ -297,17 +254,16 @@ def _diagnostic_claims(diagnostics: dict[str, Any], gens: list[str]) -> list[dic
     return out
 
 
-def _seed_verdicts(per_metric: dict[str, Any], seed_effects: list[dict[str, Any] | None],
+def _seed_verdicts(effects: dict[str, Any], seed_effects: list[dict[str, Any] | None],
                    effective_seeds: int) -> dict[str, Any]:
-    """Add each seed's own verdict, how many seeds agree with the pooled verdict alone, the distinct
-    replicates behind it, and its robustness (:func:`regurg_bench.scoring.verdicts.robustness`)."""
+    """Each metric's pooled effect and verdict, with each seed's own verdict, how many seeds agree with the pooled
+    one alone, the distinct replicates and the robustness (:func:`regurg_bench.scoring.verdicts.robustness`)."""
+    per_metric = {m: {"verdict": verdict(e), **e} for m, e in effects.items()}
     for m, entry in per_metric.items():
         words = [short_verdict(e[m]) if e and m in e else "missing" for e in seed_effects]
-        entry["per_seed_verdicts"] = words
-        entry["seeds_holding"] = sum(w == "holds" for w in words)
-        entry["seeds_agreeing"] = sum(w == SHORT_VERDICT.get(entry["verdict"], entry["verdict"]) for w in words)
-        entry["n_seeds"] = len(words)
-        entry["effective_seeds"] = effective_seeds
+        entry |= {"per_seed_verdicts": words, "seeds_holding": sum(w == "holds" for w in words),
+                  "seeds_agreeing": sum(w == SHORT_VERDICT.get(entry["verdict"], entry["verdict"]) for w in words),
+                  "n_seeds": len(words), "effective_seeds": effective_seeds}
         entry["robustness"] = robustness(entry, words, effective_seeds)
     return per_metric
 
@@ -317,49 +273,34 @@ def _effective(conditions: dict[str, Any], *names: str) -> int:
     return min(conditions[c].get("effective_seeds", len(conditions[c]["seeds"])) for c in names if c in conditions)
 
 
-def _dig(tree: dict[str, Any] | None, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(tree, dict) or k not in tree:
-            return None
-        tree = tree[k]
-    return tree
-
-
-def claims(scores, degr, recov, conditions, gens, metrics, notes, diffs=None, diagnostics=None,
-           per_seed=None) -> list[dict[str, Any]]:
+def claims(degr, recov, diffs, conditions, gens, diagnostics, per_seed) -> list[dict[str, Any]]:
     """One row per claim, with the pooled verdict per metric and the verdict of every seed alone.
 
     ``per_seed``: task -> seed index -> (degradation, recovery, differences) trees as for one seed."""
     out = []
-    diffs = diffs or {}
-    per_seed = per_seed or {}
+
+    def add(kind: str, task: str, cond: str, generator: str, effects: dict[str, Any],
+            seed_effects: list[dict[str, Any] | None], *compared: str) -> None:
+        out.append({"claim": kind, "text": CLAIM_TEXT[kind], "task": task, "condition": cond, "generator": generator,
+                    "per_metric": _seed_verdicts(effects, seed_effects, _effective(conditions, *compared))})
+
     for task in degr:
         seeds = [per_seed.get(task, {})[i] for i in sorted(per_seed.get(task, {}))]
         for g in gens:
-            out.append({"claim": "degradation", "text": CLAIM_TEXT["degradation"], "task": task,
-                        "condition": f"regurg_{g}", "generator": g,
-                        "per_metric": _seed_verdicts(_per_metric(degr[task][f"regurg_{g}"]),
-                                                     [_dig(sd[0], f"regurg_{g}") for sd in seeds],
-                                                     _effective(conditions, "real", f"regurg_{g}"))})
+            reg = f"regurg_{g}"
+            add("degradation", task, reg, g, degr[task][reg], [sd[0].get(reg) for sd in seeds], "real", reg)
         for better, against in diffs.get(task, {}).items():
             kind = "fraction" if conditions[better]["kind"] == "fraction" else "ladder"
             for worse, effects in against.items():
-                out.append({"claim": kind, "text": CLAIM_TEXT[kind], "task": task,
-                            "condition": f"{better} vs {worse}", "generator": worse.removeprefix("regurg_"),
-                            "per_metric": _seed_verdicts(_per_metric(effects),
-                                                         [_dig(sd[2], better, worse) for sd in seeds],
-                                                         _effective(conditions, better, worse))})
+                add(kind, task, f"{better} vs {worse}", worse.removeprefix("regurg_"), effects,
+                    [sd[2].get(better, {}).get(worse) for sd in seeds], better, worse)
         for cond, info in conditions.items():
             if info["kind"] not in CLAIM_TEXT or info["kind"] in ("fraction", "ladder"):
                 continue
             bases = recov[task].get(cond, {})
-            for base, per_metric in bases.items():
-                out.append({"claim": info["kind"], "text": CLAIM_TEXT[info["kind"]], "task": task,
-                            "condition": f"{cond} vs {base}" if len(bases) > 1 else cond,
-                            "generator": base.removeprefix("regurg_"),
-                            "per_metric": _seed_verdicts(_per_metric(per_metric),
-                                                         [_dig(sd[1], cond, base) for sd in seeds],
-                                                         _effective(conditions, "real", base, cond))})
+            for base, effects in bases.items():
+                add(info["kind"], task, f"{cond} vs {base}" if len(bases) > 1 else cond, base.removeprefix("regurg_"),
+                    effects, [sd[1].get(cond, {}).get(base) for sd in seeds], "real", base, cond)
     if diagnostics:
         out += _diagnostic_claims(diagnostics, gens)
     if not any(c["claim"] == "m2_multigen" for c in out):
@@ -383,14 +324,9 @@ def blocks(results: RunResults) -> list[tuple]:
     if results.collapse is not None:
         from regurg_bench.protocol.collapse import report_blocks
 
-        b += report_blocks(_collapse_section(results))
+        b += report_blocks(results.collapse)
     b += _appendix_blocks(results)
     return b
-
-
-def _collapse_section(results: RunResults) -> dict[str, Any]:
-    """The collapse section as the study wrote it (its report blocks and plots read the study's own dict)."""
-    return results.collapse.model_dump(mode="json", exclude_unset=True)
 
 
 def _intro_blocks(results: RunResults, level: int) -> list[tuple]:
@@ -409,13 +345,13 @@ def _intro_blocks(results: RunResults, level: int) -> list[tuple]:
 def _effect_cells(results: RunResults, task: str, cond: str, metrics: list[str]) -> list[str]:
     """A condition's D (regurgitated), R (against each baseline) or "(reference)", per metric."""
     if results.conditions[cond].kind == "regurg":
-        return ["D " + _fmt_effect(results.degradation[task][cond][m]) for m in metrics]
+        return ["D " + fmt_effect(results.degradation[task][cond][m]) for m in metrics]
     base = results.recovery[task].get(cond)
     if not base:
         return ["(reference)"] * len(metrics)
     if len(base) > 1:
-        return ["; ".join(f"R vs {k}: " + _fmt_effect(v[m]) for k, v in base.items()) for m in metrics]
-    return ["R " + _fmt_effect(next(iter(base.values()))[m]) for m in metrics]
+        return ["; ".join(f"R vs {k}: " + fmt_effect(v[m]) for k, v in base.items()) for m in metrics]
+    return ["R " + fmt_effect(next(iter(base.values()))[m]) for m in metrics]
 
 
 def _score_table(results: RunResults, task: str, level: int) -> tuple:
@@ -428,7 +364,7 @@ def _score_table(results: RunResults, task: str, level: int) -> tuple:
         info = results.conditions[cond]
         distinct = info.distinct_seeds()
         seeds = ",".join(map(str, info.seeds)) + (f" ({distinct} distinct)" if distinct < len(info.seeds) else "")
-        rows.append([cond, seeds] + [_fmt_score(per[m]) for m in metrics] + _effect_cells(results, task, cond, metrics))
+        rows.append([cond, seeds] + [fmt_score(per[m]) for m in metrics] + _effect_cells(results, task, cond, metrics))
     return ("table", header, rows)
 
 
@@ -440,7 +376,7 @@ def _claim_row(c: RunClaim) -> list[str]:
         return [c.text, f"{c.condition} (training split)", verdicts]
     if not c.per_metric:
         return [c.text, "-", c.verdict or ""]
-    verdicts = "; ".join(f"{METRIC_LABEL[m]}: {_verdict_with_robustness(v)}, {_fmt_effect(v)}"
+    verdicts = "; ".join(f"{METRIC_LABEL[m]}: {_verdict_with_robustness(v)}, {fmt_effect(v)}"
                          + (f", agrees alone in {agree} seeds ({', '.join(v.per_seed_verdicts or [])})"
                             if (agree := _seeds_agree(v)) else "")
                          + (f"; {why}" if (why := why_inconclusive(v)) else "")
@@ -510,8 +446,8 @@ def terminal_summary(results: RunResults, report_path: Path | str):
     for c in results.claims:
         for m, v in c.per_metric.items():
             rob = v.robustness_or_default()
-            table.add_row(plain(c.claim.replace("_", " ")), plain(c.condition), METRIC_LABEL.get(m, m),
-                          plain(_fmt_effect(v).split(" (")[0]), plain(SHORT_VERDICT.get(v.verdict, v.verdict)),
+            table.add_row(plain(c.claim.replace("_", " ")), plain(c.condition), METRIC_LABEL[m],
+                          plain(fmt_effect(v).split(" (")[0]), plain(SHORT_VERDICT.get(v.verdict, v.verdict)),
                           Text(rob, style=style[rob]), _seeds_agree(v) or "-")
     counts = robustness_counts(results)
     footer = Text.assemble((f"{counts['robust']} robust", "bold green"), ", ", (f"{counts['fragile']} fragile", "yellow"),
@@ -525,7 +461,7 @@ def _headline_cell(e: RunVerdict) -> str:
     if e.robustness in ("robust", "fragile"):
         short = f"**{short}**" if e.robustness == "robust" else f"{short} (fragile)"
     agree = f" ({agree} seeds)" if (agree := _seeds_agree(e)) else ""
-    return (short if e.estimate is None else f"{short}: {_fmt_effect(e).split(' (')[0]}") + agree
+    return (short if e.estimate is None else f"{short}: {fmt_effect(e).split(' (')[0]}") + agree
 
 
 def headline(results: RunResults, image_dir: str = "") -> str:
@@ -541,7 +477,7 @@ def headline(results: RunResults, image_dir: str = "") -> str:
              "|---|" + "---|" * len(metrics)]
     for cond in results.condition_order or list(results.scores[task]):
         per = results.scores[task][cond]
-        lines.append(f"| {cond} | " + " | ".join(_fmt_score(per[m]) for m in metrics) + " |")
+        lines.append(f"| {cond} | " + " | ".join(fmt_score(per[m]) for m in metrics) + " |")
     lines += ["", "| paper claim | condition | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
               "|---|---|" + "---|" * len(metrics)]
     for c in results.claims:
@@ -603,12 +539,11 @@ def to_html(bl: list[tuple], title: str) -> str:
 
 
 def plot(results: RunResults, path: Path) -> None:
-    plt = pyplot()
     metrics = results.metrics()
     task = results.tasks[0]
     per = results.scores[task]
     conds = list(per)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.35 * len(conds) + 1.8), squeeze=False)
+    fig, axes = panels(len(metrics), 0.35 * len(conds) + 1.8)
     for ax, m in zip(axes[0], metrics, strict=False):
         vals = [per[c][m].score for c in conds]
         err = [[v - per[c][m].ci_low for c, v in zip(conds, vals, strict=False)],
@@ -617,15 +552,13 @@ def plot(results: RunResults, path: Path) -> None:
         ax.barh(range(len(conds)), vals, xerr=err, color=colors, capsize=3)
         ax.set_yticks(range(len(conds)), conds if ax is axes[0][0] else [""] * len(conds))
         ax.invert_yaxis()
-        ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
+        ax.set_title(metric_title(m))
     fig.suptitle(f"{task}: score per condition, {int(results.scoring.level * 100)}% bootstrap CI")
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_sizes(results: RunResults, path: Path) -> bool:
     """Score vs training size: the real ladder and each generator's ladder (the full-size students last)."""
-    plt = pyplot()
     task, conds = results.tasks[0], results.conditions
     per = results.scores[task]
     full = results.data.matched_pairs
@@ -638,7 +571,7 @@ def plot_sizes(results: RunResults, path: Path) -> bool:
     if not any(info.kind == "ladder" for info in conds.values()):
         return False
     metrics = results.metrics()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = panels(len(metrics), 3.6)
     for ax, m in zip(axes[0], metrics, strict=True):
         for name, pts in sorted(lines.items(), key=lambda kv: kv[0] != "real"):
             pts.sort(key=lambda t: t[0])
@@ -648,24 +581,22 @@ def plot_sizes(results: RunResults, path: Path) -> bool:
                     color="tab:green" if name == "real" else None)
             ax.fill_between(x, [p[1][m].ci_low for p in pts], [p[1][m].ci_high for p in pts], alpha=0.15)
         ax.set_xlabel("training pairs")
-        ax.set_title(f"{METRIC_LABEL[m]} ({'lower' if m == 'ter' else 'higher'} is better)")
+        ax.set_title(metric_title(m))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{task}: score vs training size, {int(results.scoring.level * 100)}% bootstrap CI")
-    fig.tight_layout()
     save_figure(fig, path)
     return True
 
 
 def plot_recovery(results: RunResults, path: Path) -> bool:
     """R per mitigation (and fraction/mix condition) with its interval, one panel per metric."""
-    plt = pyplot()
     task = results.tasks[0]
     rec = results.recovery[task]
     metrics = results.metrics()
     rows = [(f"{c} vs {b}" if len(bases) > 1 else c, bases[b]) for c, bases in rec.items() for b in bases]
     if not rows or not any(e[m].estimate is not None for _, e in rows for m in metrics):
         return False
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.4 * len(rows) + 1.8), squeeze=False)
+    fig, axes = panels(len(metrics), 0.4 * len(rows) + 1.8)
     for ax, m in zip(axes[0], metrics, strict=True):
         for i, (_, eff) in enumerate(rows):
             e = eff[m]
@@ -684,7 +615,6 @@ def plot_recovery(results: RunResults, path: Path) -> bool:
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_title(f"R on {METRIC_LABEL[m]} (0 = regurg, 1 = real)")
     fig.suptitle(f"{task}: recovery of the real-vs-regurgitated gap")
-    fig.tight_layout()
     save_figure(fig, path)
     return True
 
@@ -692,8 +622,6 @@ def plot_recovery(results: RunResults, path: Path) -> bool:
 def write_reports(results: RunResults, out: Path) -> RunResults:
     """Draw the plots, write report.md, report.html and results.json (its serialisation) into ``out``; return the
     results with the plots drawn recorded."""
-    import shutil
-
     plot(results, out / "scores.png")
     plots = ["scores.png"]
     if plot_sizes(results, out / "sizes.png"):
@@ -708,7 +636,7 @@ def write_reports(results: RunResults, out: Path) -> RunResults:
     if results.collapse is not None:
         from regurg_bench.protocol.collapse import write_plots
 
-        write_plots(_collapse_section(results), out)
+        write_plots(results.collapse, out)
     bl = blocks(results)
     for name, text in (("report.md", to_markdown(bl)), ("report.html", to_html(bl, results.name))):
         with atomic_write(out / name) as handle:

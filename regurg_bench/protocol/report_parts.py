@@ -1,12 +1,13 @@
-"""What the run's report (:mod:`.report`) and the collapse study's (:mod:`.collapse`) share: metric labels, a
-number format, saving a figure, and reading logged samples. Its own module, so that the report can render
-the collapse blocks without the two importing each other."""
+"""What the run's report (:mod:`.report`) and the collapse study's (:mod:`.collapse`) share: number formats,
+drawing and saving a figure, and reading logged samples. Its own module, so that the report can render the
+collapse blocks without the two importing each other."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-METRIC_LABEL = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
+from regurg_bench.results import RunEffect, RunScore
+from regurg_bench.scoring.effects import OK
 
 
 def load_samples(eval_dir: str | Path, samples_file: str) -> tuple[list[int], list[str], list[str]]:
@@ -23,20 +24,37 @@ def fmt_bound(x: float | None) -> str:
     return "±inf" if x is None else f"{x:.3f}"
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the file-only Agg backend (the report draws without a display)."""
+def fmt_effect(effect: RunEffect, status: bool = True) -> str:
+    """An effect (D, R, D_k, a claim's difference) and its interval with 3 decimals, then its status where it is
+    not ok (``status``); without an estimate, ``n/a (status)``."""
+    if effect.estimate is None:
+        return f"n/a ({effect.status})"
+    text = f"{effect.estimate:.3f} [{fmt_bound(effect.ci_low)}, {fmt_bound(effect.ci_high)}]"
+    return text if not status or effect.status == OK else f"{text} ({effect.status})"
+
+
+def fmt_score(s: RunScore) -> str:
+    """A score and its interval with 2 decimals: ``12.34 [11.80, 12.90]``."""
+    return f"{s.score:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]"
+
+
+def panels(n: int, height: float, width: float = 4.5):
+    """``(figure, axes)``: ``n`` panels side by side (``axes[0][i]``), each ``width`` by ``height`` inches, on
+    matplotlib's file-only Agg backend (the report draws without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt
+    return plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
 
 
 def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure atomically, without the software tag (identical bytes run after run)."""
+    """Lay a matplotlib figure out (``tight_layout``) and save it atomically, without the software tag
+    (identical bytes run after run)."""
     import matplotlib.pyplot as plt
 
+    fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -59,9 +59,8 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
         run.timer["score"] = time.perf_counter() - t
         if cfg.collapse is not None:  # degradation across generations: its steps in protocol/collapse_steps.py
             from regurg_bench.protocol.collapse import run_collapse
-            from regurg_bench.results import RunCollapse
 
-            section = RunCollapse.model_validate(run_collapse(cfg, out, tasks, run, students, evals))
+            section = run_collapse(cfg, out, tasks, run, students, evals)
             results = results.model_copy(update={"collapse": section})
         t = time.perf_counter()
         timings = {k: round(v, 2) for k, v in run.timer.items()}
