@@ -1,0 +1,115 @@
+"""Where a LoRA student's evaluation goes on vLLM's CPU build: per-step cost with and without an adapter,
+under vLLM's default core binding and with every core given to the model.
+
+    .venv-vllm/bin/python benchmarks/vllm_cpu_step.py [--model smollm2-135m-instruct] [--requests 8] [--tokens 48]
+
+paper-smoke evaluates each student on 8 test sentences of <= 48 new tokens as a LoRA adapter on one shared
+engine (``eval.lora: adapter``), and that takes ~15 s per student on 2 cores although the engine is already
+up. This prints, per setting (each in a fresh process, the engine started once): the engine start, then the
+same 8 greedy requests twice with a rank-16 adapter on every linear layer (random, so every request runs to
+the token cap) and twice on the base model, in seconds and seconds per decoding step.
+
+Settings: ``vLLM default`` (on a 2-core machine vLLM binds the model's OpenMP threads to core 0 and reserves
+core 1 for the engine's own loop: one thread) and ``all cores`` (``VLLM_CPU_OMP_THREADS_BIND=0-<n-1>``,
+``VLLM_CPU_NUM_OF_RESERVED_CPU=0``). A change of binding changes the thread count, hence the fp32 bits of the
+outputs: it is measured here, not the default. The machine line (CPU, fp32 matmul rate) comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+CHILD = r"""
+import json, os, sys, time
+
+
+def main(model, adapter, n, tokens):
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    t = time.perf_counter()
+    llm = LLM(model, dtype="float32", enable_lora=True, max_lora_rank=16, max_model_len=2048, seed=1234)
+    result = {"engine_start_s": time.perf_counter() - t}
+    prompts = [f"Spanish: En el principio creó Dios los cielos y la tierra ({i}), y la tierra estaba desordenada "
+               "y vacía.\nEnglish:" for i in range(n)]
+    params = SamplingParams(temperature=0, max_tokens=tokens, stop=["\n"])
+    for name, lora in (("adapter", LoRARequest("a", 1, adapter)), ("base", None)):
+        runs = []
+        for _ in range(2):
+            t = time.perf_counter()
+            out = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+            runs.append((time.perf_counter() - t, max(len(o.outputs[0].token_ids) for o in out)))
+        result[name] = {"s": runs[-1][0], "steps": runs[-1][1], "first_s": runs[0][0]}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+"""
+
+ADAPTER = r"""
+import sys, torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+torch.manual_seed(0)
+model = get_peft_model(AutoModelForCausalLM.from_pretrained(sys.argv[1]),
+                       LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM",
+                                  init_lora_weights=False))
+model.save_pretrained(sys.argv[2])
+"""
+
+
+def machine_line() -> str:
+    from regurg_bench.protocol.estimate import matmul_gflops
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"machine: {cpu}, {os.cpu_count()} cores; matmul fp32 {matmul_gflops('float32'):.0f} GFLOP/s (torch)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="an embedded model name or a checkpoint dir")
+    parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=48)
+    args = parser.parse_args()
+    from regurg_bench.generation.vllm_backend import _resolve_model, cpu_engine_defaults
+
+    print(machine_line(), flush=True)
+    cpu_engine_defaults()
+    model = _resolve_model(args.model)
+    cores = os.cpu_count() or 1
+    settings = {"vLLM default": {},
+                "all cores": {"VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = os.path.join(tmp, "adapter")
+        subprocess.run([sys.executable, "-c", ADAPTER, model, adapter], check=True, capture_output=True)
+        child = os.path.join(tmp, "child.py")
+        with open(child, "w", encoding="utf-8") as f:
+            f.write(CHILD)
+        for name, env in settings.items():
+            proc = subprocess.run([sys.executable, child, model, adapter, str(args.requests), str(args.tokens)],
+                                  env=os.environ | env, capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                sys.exit(f"{name}: the child failed ({proc.returncode})\n{proc.stderr[-3000:]}")
+            r = json.loads(line[len("RESULT "):])
+            a, b = r["adapter"], r["base"]
+            print(f"{name:>13}: engine start {r['engine_start_s']:5.1f} s | adapter {a['s']:5.2f} s for {a['steps']} steps "
+                  f"({a['s'] / a['steps'] * 1000:4.0f} ms/step, first call {a['first_s']:5.2f} s) | base {b['s']:5.2f} s "
+                  f"for {b['steps']} steps ({b['s'] / b['steps'] * 1000:4.0f} ms/step)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
