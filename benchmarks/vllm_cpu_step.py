@@ -24,7 +24,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 
 CHILD = r"""
 import json, os, sys, time
