@@ -11,4 +11,8 @@ cd "$root"
 if [ -n "${CI:-}" ]; then
   export REGURG_BENCH_REQUIRE_ENCODER="${REGURG_BENCH_REQUIRE_ENCODER:-1}"
 fi
-HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 exec "$venv/bin/python" -m pytest "$@"
+# One pytest-xdist worker per core (REGURG_BENCH_TEST_WORKERS overrides; 0 runs in this process), a test
+# file at a time per worker, so that a file's module fixtures (a protocol run, a trained student) are
+# built once; tests/conftest.py shares the session fixtures between workers and splits the cores.
+workers="${REGURG_BENCH_TEST_WORKERS:-$(nproc)}"
+HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 exec "$venv/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
