@@ -9,10 +9,11 @@ up. This prints, per setting (each in a fresh process, the engine started once):
 same 8 greedy requests twice with a rank-16 adapter on every linear layer (random, so every request runs to
 the token cap) and twice on the base model, in seconds and seconds per decoding step.
 
-Settings: ``vLLM default`` (on a 2-core machine vLLM binds the model's OpenMP threads to core 0 and reserves
-core 1 for the engine's own loop: one thread) and ``all cores`` (``VLLM_CPU_OMP_THREADS_BIND=0-<n-1>``,
-``VLLM_CPU_NUM_OF_RESERVED_CPU=0``). A change of binding changes the thread count, hence the fp32 bits of the
-outputs: it is measured here, not the default. The machine line (CPU, fp32 matmul rate) comes first.
+Settings: ``vLLM auto`` (vLLM's own binding: on a 2-core machine the model's OpenMP threads on core 0, core 1
+reserved for the engine's own loop: one thread) and ``all cores`` (``VLLM_CPU_OMP_THREADS_BIND=0-<n-1>``,
+``VLLM_CPU_NUM_OF_RESERVED_CPU=0``), which regurg-bench sets by default on machines with at most 4 CPUs
+(``vllm_backend.cpu_engine_defaults``). A change of binding changes the thread count, hence the fp32 bits of
+the outputs. The machine line (CPU, fp32 matmul rate) comes first.
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ def main() -> None:
     cpu_engine_defaults()
     model = _resolve_model(args.model)
     cores = os.cpu_count() or 1
-    settings = {"vLLM default": {},
-                "all cores": {"VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU")}
+    settings = {"vLLM auto": base_env | {"VLLM_CPU_OMP_THREADS_BIND": "auto"},
+                "all cores": base_env | {"VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}",
+                                         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
     with tempfile.TemporaryDirectory() as tmp:
         adapter = os.path.join(tmp, "adapter")
         subprocess.run([sys.executable, "-c", ADAPTER, model, adapter], check=True, capture_output=True)
@@ -99,7 +103,7 @@ def main() -> None:
             f.write(CHILD)
         for name, env in settings.items():
             proc = subprocess.run([sys.executable, child, model, adapter, str(args.requests), str(args.tokens)],
-                                  env=os.environ | env, capture_output=True, text=True)
+                                  env=env, capture_output=True, text=True)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 sys.exit(f"{name}: the child failed ({proc.returncode})\n{proc.stderr[-3000:]}")
