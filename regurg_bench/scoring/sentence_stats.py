@@ -32,6 +32,7 @@ from regurg_bench.atomic import atomic_write
 from regurg_bench.hashing import parts_sha256
 from regurg_bench.metric_table import corpus_metric
 from regurg_bench.metrics.cache import cache_disabled
+from regurg_bench.scoring.fast_ter import fast_ter
 
 #: part of every key: bump when the stored array's meaning changes
 FORMAT = "sentence-stats/1"
@@ -49,7 +50,8 @@ Job = tuple[str, Sequence[str], Sequence[str]]  # (metric name, hypotheses, refe
 def sentence_stats(metric_name: str, hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """Per-sentence sufficient statistics, shape (sentences, stats), computed now (no cache)."""
     metric = corpus_metric(metric_name)
-    return np.asarray(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=np.float64)
+    with fast_ter():  # TER's edit distance row by row in flat lists: sacrebleu's numbers, ~3x faster
+        return np.asarray(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=np.float64)
 
 
 @cache
