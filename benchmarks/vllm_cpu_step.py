@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -67,15 +66,9 @@ model.save_pretrained(sys.argv[2])
 
 
 def machine_line() -> str:
-    from regurg_bench.protocol.estimate import matmul_gflops
+    from regurg_bench.protocol.estimate import machine_id, matmul_gflops
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"machine: {cpu}, {os.cpu_count()} cores; matmul fp32 {matmul_gflops('float32'):.0f} GFLOP/s (torch)"
+    return f"machine: {machine_id()}, {os.cpu_count()} cores; matmul fp32 {matmul_gflops('float32'):.0f} GFLOP/s (torch)"
 
 
 def main() -> None:
