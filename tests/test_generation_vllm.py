@@ -60,6 +60,34 @@ def test_vllm_generates_the_scripted_answer_and_stops_at_newline(generator, chec
     assert {r.n_tokens for r in results} == {4}  # three words, then "\n" stopped it (not max_new_tokens)
 
 
+def test_a_small_cpu_machine_starts_the_engine_in_this_process_and_keeps_its_random_state(checkpoint, verses):
+    """On <= 4 CPUs without a GPU (cpu_engine_defaults): no engine-core or worker process to start, and the
+    seeding vLLM does when it builds an engine leaves the caller's global generators as they were."""
+    import random
+
+    import torch
+
+    from regurg_bench.generation.vllm_backend import SMALL_MACHINE_CPUS
+
+    if torch.cuda.is_available() or len(os.sched_getaffinity(0)) > SMALL_MACHINE_CPUS \
+            or torch.get_num_threads() != len(os.sched_getaffinity(0)):
+        pytest.skip("the in-process engine is for CPU machines with <= 4 CPUs, torch on each of them")
+    gen = build_generator("vllm", model=checkpoint[0], dtype="float32", max_model_len=256, max_new_tokens=32,
+                          engine_kwargs={"enforce_eager": True})
+    try:
+        random.seed(7)
+        torch.manual_seed(7)
+        expected = random.random(), torch.rand(1).item()
+        random.seed(7)
+        torch.manual_seed(7)
+        assert gen.generate([verses[0].source], "en", "es")[0].text == checkpoint[1]
+        assert (random.random(), torch.rand(1).item()) == expected
+        client = type(gen._llm.llm_engine.engine_core).__name__
+        assert client == "InprocClient", client
+    finally:
+        gen.close()
+
+
 def test_vllm_behind_the_runner_and_cache(generator, verses, tmp_path):
     cache = GenerationCache(tmp_path)
     stats = GenerationStats()

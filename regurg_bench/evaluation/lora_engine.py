@@ -30,6 +30,8 @@ from regurg_bench.hashing import file_sha256
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 _lock = threading.Lock()
+#: the shared engine's owner name for vllm_backend.claim_engine
+SHARED_ENGINE = "the shared LoRA evaluation engine"
 _state: dict[str, Any] = {"key": None, "lm": None, "starts": 0, "ids": {}}
 
 
@@ -80,6 +82,9 @@ def shared_lora_lm(model_args: dict[str, Any], additional: dict[str, Any]):
     with _lock:
         if _state["key"] != key:
             close_shared_engine()
+            from regurg_bench.generation.vllm_backend import claim_engine
+
+            claim_engine(SHARED_ENGINE, close_shared_engine)
             lm = get_model("vllm").create_from_arg_obj(dict(model_args), additional)
             _state.update(key=key, lm=lm, starts=_state["starts"] + 1)
         lm = _state["lm"]
@@ -92,6 +97,9 @@ def shared_lora_lm(model_args: dict[str, Any], additional: dict[str, Any]):
 
 def close_shared_engine() -> None:
     """Stop the shared engine (its engine process too), if one is running."""
+    from regurg_bench.generation.vllm_backend import release_engine
+
+    release_engine(SHARED_ENGINE)
     lm = _state["lm"]
     _state.update(key=None, lm=None)
     if lm is not None:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 LM_EVAL_DEFAULT_SEEDS = (0, 1234, 1234, 1234)
 #: set to 1 to generate with lm-eval's own ``hf`` model on CPU too (the reference path)
 PLAIN_HF_ENV = "REGURG_BENCH_PLAIN_HF"
+#: the owner name, for vllm_backend.claim_engine, of the engine lm-eval's own ``vllm`` model starts
+LM_EVAL_ENGINE = "lm-eval's vllm model"
 
 
 @dataclass
@@ -190,27 +192,40 @@ def _run_eval(req: EvalRequest) -> dict[str, Any]:
     from regurg_bench.evaluation.tasks import test_set_fingerprints
 
     device = resolve_device(req.device)
+    rng = contextlib.nullcontext()
     if req.model == "vllm":
-        from regurg_bench.generation.vllm_backend import cpu_engine_defaults
+        from regurg_bench.generation.vllm_backend import claim_engine, cpu_engine_defaults, preserved_rng
 
         cpu_engine_defaults()  # on CPU: a fixed KV cache, no inductor compile per student (see there)
+        rng = preserved_rng()  # an engine in this process (small CPU machines) seeds the global generators
+        if not req.shared_engine:  # lm-eval's own engine, stopped below (the shared one claims its own)
+            claim_engine(LM_EVAL_ENGINE, lambda: None)
     task_manager = build_task_manager(req.tasks, req.include_path, req.metadata)
     tracker = EvaluationTracker(output_path=req.output_path) if req.output_path else None
     seeds = req.seeds
-    results = simple_evaluate(
-        model=_model(req, device), model_args=req.model_args, tasks=req.tasks, num_fewshot=req.num_fewshot,
-        batch_size=req.batch_size, max_batch_size=req.max_batch_size, device=device, limit=req.limit,
-        log_samples=req.log_samples, evaluation_tracker=tracker, gen_kwargs=req.gen_kwargs,
-        task_manager=task_manager, random_seed=seeds[0], numpy_random_seed=seeds[1],
-        torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
-        bootstrap_iters=req.bootstrap_iters,
-    )
+    with rng:
+        results = simple_evaluate(
+            model=_model(req, device), model_args=req.model_args, tasks=req.tasks, num_fewshot=req.num_fewshot,
+            batch_size=req.batch_size, max_batch_size=req.max_batch_size, device=device, limit=req.limit,
+            log_samples=req.log_samples, evaluation_tracker=tracker, gen_kwargs=req.gen_kwargs,
+            task_manager=task_manager, random_seed=seeds[0], numpy_random_seed=seeds[1],
+            torch_random_seed=seeds[2], fewshot_random_seed=seeds[3], metadata=req.metadata,
+            bootstrap_iters=req.bootstrap_iters,
+        )
     if req.model == "vllm":
         # lm-eval keeps no handle on its vllm.LLM; collect it now so that its engine process stops before
-        # the next evaluation starts one (a protocol run evaluates every student in one process)
+        # the next evaluation starts one (a protocol run evaluates every student in one process); an engine
+        # in this process froze the heap at start-up: unfreeze it first
         import gc
 
+        from regurg_bench.generation.vllm_backend import release_frozen_objects
+
+        release_frozen_objects()
         gc.collect()
+        if not req.shared_engine:
+            from regurg_bench.generation.vllm_backend import release_engine
+
+            release_engine(LM_EVAL_ENGINE)
     if results is None:  # non-zero rank in a distributed run
         return {}
     if req.shared_engine:  # lm-eval records an LM instance by its class: name it as `lm_eval --model vllm` would

