@@ -10,10 +10,12 @@ same 8 greedy requests twice with a rank-16 adapter on every linear layer (rando
 the token cap) and twice on the base model, in seconds and seconds per decoding step.
 
 Settings: ``vLLM auto`` (vLLM's own binding: on a 2-core machine the model's OpenMP threads on core 0, core 1
-reserved for the engine's own loop: one thread) and ``all cores`` (``VLLM_CPU_OMP_THREADS_BIND=0-<n-1>``,
-``VLLM_CPU_NUM_OF_RESERVED_CPU=0``), which regurg-bench sets by default on machines with at most 4 CPUs
-(``vllm_backend.cpu_engine_defaults``). A change of binding changes the thread count, hence the fp32 bits of
-the outputs. The machine line (CPU, fp32 matmul rate) comes first.
+reserved for the engine's own loop: one thread), ``all cores`` (``VLLM_CPU_OMP_THREADS_BIND=0-<n-1>``,
+``VLLM_CPU_NUM_OF_RESERVED_CPU=0``), both with vLLM's engine-core and worker processes, and ``in process``
+(all cores, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``: the engine in the calling process), which regurg-bench sets
+by default on machines with at most 4 CPUs (``vllm_backend.cpu_engine_defaults``). A change of binding
+changes the thread count, hence the fp32 bits of the outputs; ``in process`` should give ``all cores``'s
+texts exactly (printed). The machine line (CPU, fp32 matmul rate) comes first.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def main(model, adapter, n, tokens):
             t = time.perf_counter()
             out = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
             runs.append((time.perf_counter() - t, max(len(o.outputs[0].token_ids) for o in out)))
-        result[name] = {"s": runs[-1][0], "steps": runs[-1][1], "first_s": runs[0][0]}
+        result[name] = {"s": runs[-1][0], "steps": runs[-1][1], "first_s": runs[0][0],
+                        "texts": [o.outputs[0].text for o in out]}
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -84,10 +87,12 @@ def main() -> None:
     model = _resolve_model(args.model)
     cores = os.cpu_count() or 1
     base_env = {k: v for k, v in os.environ.items()
-                if k not in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU")}
-    settings = {"vLLM auto": base_env | {"VLLM_CPU_OMP_THREADS_BIND": "auto"},
-                "all cores": base_env | {"VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}",
-                                         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
+                if k not in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_ENABLE_V1_MULTIPROCESSING")}
+    all_cores = {"VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    settings = {"vLLM auto": base_env | {"VLLM_CPU_OMP_THREADS_BIND": "auto", "VLLM_ENABLE_V1_MULTIPROCESSING": "1"},
+                "all cores": base_env | all_cores | {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"},
+                "in process": base_env | all_cores | {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}}
+    texts = {}
     with tempfile.TemporaryDirectory() as tmp:
         adapter = os.path.join(tmp, "adapter")
         subprocess.run([sys.executable, "-c", ADAPTER, model, adapter], check=True, capture_output=True)
@@ -102,9 +107,13 @@ def main() -> None:
                 sys.exit(f"{name}: the child failed ({proc.returncode})\n{proc.stderr[-3000:]}")
             r = json.loads(line[len("RESULT "):])
             a, b = r["adapter"], r["base"]
+            texts[name] = (a["texts"], b["texts"])
             print(f"{name:>13}: engine start {r['engine_start_s']:5.1f} s | adapter {a['s']:5.2f} s for {a['steps']} steps "
                   f"({a['s'] / a['steps'] * 1000:4.0f} ms/step, first call {a['first_s']:5.2f} s) | base {b['s']:5.2f} s "
                   f"for {b['steps']} steps ({b['s'] / b['steps'] * 1000:4.0f} ms/step)", flush=True)
+    same = texts["in process"] == texts["all cores"]
+    print(f"in process vs all cores: {'identical' if same else 'DIFFERENT'} texts "
+          f"({2 * args.requests} requests, adapter and base)", flush=True)
 
 
 if __name__ == "__main__":
