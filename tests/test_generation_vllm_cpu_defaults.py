@@ -23,8 +23,9 @@ _VARS = ("VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_CI_ENV", "VLLM_CPU_OMP_THREADS_BIND
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in _VARS:
-        monkeypatch.delenv(name, raising=False)
+    for name in _VARS:  # set, then deleted: monkeypatch then removes what the code under test sets
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(vllm_backend, "_set_by_us", {})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     return monkeypatch
@@ -104,3 +105,29 @@ def test_one_engine_at_a_time_in_this_process(clean_env):
     clean_env.setenv(IN_PROCESS_ENV, "1")
     claim_engine("d", lambda: stopped.append("d"))
     assert stopped == ["a"] and list(vllm_backend._live_engines) == ["c"]
+
+
+def test_a_build_with_two_vllm_generators_keeps_vllms_processes(clean_env, tmp_path):
+    """The builder asks each generator in turn for every batch: two engines must stay up together, which one
+    process cannot hold, so such a build gives vLLM its processes back (before any engine starts)."""
+    from regurg_bench.builders.config import BuildConfig
+    from regurg_bench.builders.targets import make_target_generators
+
+    _cpus(clean_env, 2)
+    clean_env.setattr(vllm_backend, "_torch_threads", lambda: 2)
+    cpu_engine_defaults()
+    assert vllm_backend.os.environ[IN_PROCESS_ENV] == "0"
+    one = BuildConfig(corpus="bible:en-es:dev", generators={"a": {"kind": "vllm", "options": {"model": "/m/a"}},
+                                                            "t": {"kind": "apertium", "options": {}}})
+    make_target_generators(one, tmp_path)
+    assert vllm_backend.os.environ[IN_PROCESS_ENV] == "0"
+    two = BuildConfig(corpus="bible:en-es:dev", generators={"a": {"kind": "vllm", "options": {"model": "/m/a"}},
+                                                            "b": {"kind": "vllm", "options": {"model": "/m/b"}}})
+    make_target_generators(two, tmp_path)
+    assert vllm_backend.os.environ[IN_PROCESS_ENV] == "1"
+    cpu_engine_defaults()  # a later engine start keeps it
+    assert vllm_backend.os.environ[IN_PROCESS_ENV] == "1"
+    clean_env.setenv(IN_PROCESS_ENV, "0")  # a user's own choice is left alone
+    vllm_backend._set_by_us.clear()
+    make_target_generators(two, tmp_path)
+    assert vllm_backend.os.environ[IN_PROCESS_ENV] == "0"

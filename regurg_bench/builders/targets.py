@@ -42,5 +42,10 @@ def make_target_generators(config: BuildConfig, cache_root: str | Path | None = 
     from regurg_bench.generation.cache import GenerationCache
 
     cache = GenerationCache(Path(cache_root) if cache_root else cache_dir() / "generations")
+    if sum(g.kind == "vllm" for g in config.generators.values()) > 1:
+        from regurg_bench.generation.vllm_backend import keep_engine_processes
+
+        # the builder asks every generator for each batch in turn: their engines must stay up together
+        keep_engine_processes("several vllm generators take turns in this build")
     return {name: CachedTargetGenerator(name, build_generator(g.kind, **g.options), cache, config.batch_size)
             for name, g in config.generators.items()}

@@ -117,9 +117,8 @@ def claim_engine(owner: object, stop: Any) -> None:
     vLLM keeps one set of model-parallel state per process, so an engine stopped while another runs in the
     same process takes the other's state with it ("pipeline model parallel group is not initialized").
     One engine at a time, then: a generator whose engine was stopped starts it again when next used
-    (logged: two vLLM generators that take turns in one build restart each other at every batch; set
-    VLLM_ENABLE_V1_MULTIPROCESSING=1 to give each its own processes). No-op when engines run in their
-    own processes."""
+    (logged; a build with two vLLM generators, which take turns at every batch, calls
+    :func:`keep_engine_processes` instead). No-op when engines run in their own processes."""
     if not engines_in_this_process():
         return
     for other, other_stop in list(_live_engines.items()):
@@ -128,6 +127,17 @@ def claim_engine(owner: object, stop: Any) -> None:
             other_stop()
             _live_engines.pop(other, None)
     _live_engines[owner] = stop
+
+
+def keep_engine_processes(reason: str) -> None:
+    """Give the vLLM engines this process starts from now on their own processes again (unless the user set
+    ``VLLM_ENABLE_V1_MULTIPROCESSING``): for work that needs two engines up together, which one process
+    cannot hold (:func:`claim_engine`). Call it before the first engine: vLLM freezes its environment then."""
+    current = os.environ.get(IN_PROCESS_ENV)
+    if current is None or _set_by_us.get(IN_PROCESS_ENV) == current:
+        os.environ[IN_PROCESS_ENV] = "1"
+        _set_by_us[IN_PROCESS_ENV] = "1"
+        log.info("vLLM engines keep their own processes: %s", reason)
 
 
 def release_engine(owner: object) -> None:
