@@ -1,6 +1,6 @@
 """Wall time of the embedded default protocol (`regurg-bench run`), stage by stage.
 
-    python benchmarks/protocol_default.py [--out DIR] [--fresh-cache]
+    python benchmarks/protocol_default.py [--out DIR] [--fresh-cache] [--workers N]
 
 ``--fresh-cache`` points REGURG_BENCH_CACHE at an empty folder first, so the embedded corpus and the
 Apertium generations are rebuilt as on a fresh machine (the first run on a new machine pays for them).
@@ -27,13 +27,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="run folder (default: a new temporary folder)")
     ap.add_argument("--fresh-cache", action="store_true", help="start from an empty regurg-bench cache")
+    ap.add_argument("--workers", help="regurg-bench run --workers (default: its own, auto); run once with 1 and "
+                                      "once without, in the same hour, to measure what the worker processes save")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="regurg-protocol-")) / "run"
     env = dict(os.environ)
     if args.fresh_cache:
         env["REGURG_BENCH_CACHE"] = tempfile.mkdtemp(prefix="regurg-cache-")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "regurg_bench.cli", "run", "--out", str(out)], check=True, env=env)
+    workers = ["--workers", args.workers] if args.workers else []
+    subprocess.run([sys.executable, "-m", "regurg_bench.cli", "run", "--out", str(out), *workers], check=True, env=env)
     wall = time.perf_counter() - started
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     print(f"\ncores: {os.cpu_count()}, fresh cache: {args.fresh_cache}, run folder: {out}")

@@ -23,6 +23,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+# Protocol runs in the tests compute their steps in the test's own process (the suite already runs one xdist
+# worker per core); the tests of the local executor's worker processes ask for them.
+os.environ.setdefault("REGURG_BENCH_WORKERS", "1")
 # Test doubles (the `scripted` generator) are plug-ins, never in the production registries; the variable
 # reaches the subprocesses tests start (`regurg-bench run`, cache workers) too.
 _plugins = [m for m in os.environ.get("REGURG_BENCH_PLUGINS", "").split(",") if m]

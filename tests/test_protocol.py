@@ -450,6 +450,18 @@ def test_ray_executor_gives_the_local_numbers(tiny_run, tmp_path):
     assert sum(m.startswith("[train") for m in said) == len(local["students"])
 
 
+def test_worker_processes_give_the_one_process_numbers_bit_for_bit(tiny_run, tmp_path):
+    """--workers 2: every student trained and evaluated on two spawned worker processes, side by side; every
+    score, verdict, weight fingerprint and output is the one-process run's (each step pins its threads)."""
+    cfg, _, _, _ = tiny_run
+    said: list[str] = []
+    results = run_protocol(cfg, tmp_path / "workers", say=said.append, workers=2)
+    local = json.loads((tiny_run[1] / "results.json").read_text(encoding="utf-8"))
+    assert _comparable(results) == _comparable(local)
+    assert any("training and evaluation on 2 worker processes" in m for m in said), said
+    assert sum(m.startswith("[eval") and ": evaluated" in m for m in said) == len(local["students"])
+
+
 def test_two_concurrent_runs_on_one_folder_train_each_student_once(tiny_run, tmp_path):
     """Two `regurg-bench run` processes on one folder at once: one set of students, the single run's numbers."""
     import subprocess

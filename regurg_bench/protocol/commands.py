@@ -63,12 +63,18 @@ def run_cmd(
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="One progress bar with an ETA across all stages.")] = True,
     executor: Annotated[str, typer.Option(
-        "--executor", help="Who runs the steps: 'local' (one after another, in this process) or 'ray' (each "
+        "--executor", help="Who runs the steps: 'local' (this process, and --workers processes beside it) or 'ray' (each "
                            "student's training and evaluation a Ray task with the config's `resources`; the "
                            "run folder must be on storage every node sees). Numbers do not depend on it.")] = "local",
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="With --executor ray: 'auto' (a running cluster), HOST:PORT, or none to start "
                               "a local cluster for this run.")] = None,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", help="Local executor: worker processes that train and evaluate students on CPU side by "
+                          "side ('auto': 2 on a machine with 2+ CPUs, else 1; 1: everything in this process; "
+                          "default: $REGURG_BENCH_WORKERS or auto). Every step pins its threads, so the "
+                          "numbers are the same; an evaluation is mostly per-token Python on one core, "
+                          "so a second one (or a training) beside it uses the other core.")] = None,
 ) -> None:
     """Build matched splits, train the student matrix (REAL, REGURG, fractions, mixes, mitigations M1-M4),
     evaluate every student with the regurg_mt lm-eval tasks, and score degradation D and recovery R with
@@ -85,13 +91,16 @@ def run_cmd(
     logging.basicConfig(level=logging.WARNING)
     overrides = {"train.base_model": base_model, "eval.backend": backend, "eval.lora": eval_lora}
     try:
+        from regurg_bench.protocol.executors import default_workers
+
+        n_workers = default_workers(workers)
         cfg = _checked_config(config, preset, {k: v for k, v in overrides.items() if v}, executor, ray_address)
-    except ConfigError as e:
+    except (ConfigError, ValueError) as e:
         print_error(f"{e}")
         raise typer.Exit(2) from None
     folder = out or Path("runs") / "protocol" / cfg.name
     results = run_protocol(cfg, folder, dry_run=dry_run, show_progress=progress, executor=executor,
-                           ray_address=ray_address)
+                           ray_address=ray_address, workers=n_workers)
     if dry_run:
         return
     from rich.console import Console

@@ -422,6 +422,10 @@ def _appendix_blocks(results: RunResults) -> list[tuple]:
     if results.timings_s:
         b.append(("h", 2, "Stage times"))
         b.append(("table", ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in results.timings_s.items()]))
+        if "students" in results.timings_s:
+            b.append(("p", "train and eval: the seconds of their steps, summed; students: the wall time of training "
+                           "and evaluating every student (less than the sum when worker processes ran steps side "
+                           "by side, --workers)."))
     b.append(("h", 2, "Provenance"))
     b.append(("table", ["student", "model", "samples"],
               [[n, s.model_id, ", ".join(s.samples.values())] for n, s in results.students.items()]))

@@ -31,8 +31,11 @@ RUN_DONE = "run_done.json"
 
 def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False, say: Callable[[str], None] = print,
                  show_progress: bool = False, executor: str = "local", ray_address: str | None = None,
-                 num_cpus: int | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole protocol into ``out``; return the results dict (results.json)."""
+                 num_cpus: int | None = None, workers: int | str | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole protocol into ``out``; return the results dict (results.json).
+
+    ``workers``: the local executor's worker processes for training and evaluation on CPU (None: ``auto``,
+    or ``REGURG_BENCH_WORKERS``; 1: every step in this process). The numbers do not depend on it."""
     from regurg_bench.protocol.config import check_config
     from regurg_bench.protocol.executors import make_executor
     from regurg_bench.protocol.report import score_run, write_reports
@@ -44,7 +47,8 @@ def run_protocol(cfg: ProtocolConfig, out: str | Path, *, dry_run: bool = False,
     finished = _finished_run(cfg, out, say)
     if finished is not None:
         return finished
-    run = Runner(cfg, out, say, show_progress, make_executor(executor, ray_address=ray_address, num_cpus=num_cpus))
+    run = Runner(cfg, out, say, show_progress, make_executor(executor, ray_address=ray_address, num_cpus=num_cpus,
+                                                                    workers=workers))
     try:
         manifest = run.steps([BuildSplits("build", out / "splits", cfg=cfg)])["build"].record
         run.progress.done("base model", "build")
@@ -158,8 +162,13 @@ class Runner:
             order.sort(key=lambda s: s.base_student is not None)  # (M4 continues a merged student: its own base)
         evals = [eval_step(self.cfg, s, tasks, self.out, students) for s in order]
         starts = engine_starts()
+        if getattr(self.executor, "uses_workers", lambda _steps: False)(trains + evals):
+            self.say(f"[students] training and evaluation on {self.executor.workers} worker processes "
+                     "(--workers; the numbers do not depend on it)")
+        started = time.perf_counter()
         try:
             outcomes = self.steps(trains + evals)
+            self.timer["students"] = time.perf_counter() - started  # wall: the summed train/eval steps overlap
         finally:
             close_shared_engine()  # its memory (a GPU's, 90 % by default) is free for what comes next (collapse)
         if engine_starts() > starts:  # counted in this process (the local executor)

@@ -14,9 +14,10 @@ then reads the marker. Steps do not know which executor runs them (:mod:`regurg_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,6 +89,35 @@ class Step:
     def message(self, record: dict[str, Any]) -> str | None:
         """A line worth showing the user once the step is done (None: nothing)."""
         return None
+
+    @property
+    def side_by_side(self) -> bool:
+        """Whether the local executor may run this step in a worker process beside other steps: its result
+        depends on neither (the step pins its thread count; see executors.LocalExecutor)."""
+        return False
+
+
+def on_cpu(cfg: ProtocolConfig) -> bool:
+    """The config asks for no GPU and torch sees none: training and ``hf`` evaluation compute on CPU."""
+    if cfg.resources.gpus:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` while the block runs (None: left as it is)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 @dataclass(frozen=True)
@@ -249,6 +279,10 @@ class TrainStudent(Step):
     def finish(self, record: dict[str, Any]) -> None:
         pass  # the training card is the marker
 
+    @property
+    def side_by_side(self) -> bool:
+        return self.cfg is not None and on_cpu(self.cfg)  # the trainer pins train.num_threads itself
+
 
 def train_step(cfg: ProtocolConfig, s: Student, students: dict[str, Student]) -> TrainStudent:
     base = students[s.base_student] if s.base_student else None
@@ -292,6 +326,18 @@ class EvaluateStudent(Step):
         base = Path(base).resolve() if Path(base).is_dir() else base  # a hub id stays one
         return f"pretrained={base},lora_local_path={Path(s.dir).resolve()},max_lora_rank={rank},dtype={e.dtype}"
 
+    def threads(self) -> int | None:
+        """torch threads for the evaluation: the student's ``train.num_threads`` (the count a run evaluated at
+        when it trained every student first, in one process), else torch's default. Pinned per step, the
+        outputs do not depend on which process evaluates or on what ran there before (the thread count
+        decides which CPU kernels, and so which bits, a step's arithmetic gets)."""
+        assert self.cfg is not None and self.student is not None
+        return {**self.cfg.train, **self.student.train_overrides}.get("num_threads")
+
+    @property
+    def side_by_side(self) -> bool:
+        return self.cfg is not None and self.cfg.eval.backend == "hf" and on_cpu(self.cfg)
+
     def run(self) -> dict[str, Any]:
         from regurg_bench.evaluation.runner import EvalRequest, run_eval
 
@@ -308,7 +354,8 @@ class EvaluateStudent(Step):
                           bootstrap_iters=0,  # the protocol's own paired bootstrap gives the intervals
                           shared_engine=adapter and e.backend == "vllm",  # one engine per base, not per student
                           log_file=str(self.log) if self.log else None)
-        results = run_eval(req)
+        with torch_threads(self.threads()):
+            results = run_eval(req)
         samples = {t: str(next((folder / "lm_eval").rglob(f"samples_{t}_*.jsonl")).relative_to(folder))
                    for t in tasks}
         results_file = str(next((folder / "lm_eval").rglob("results_*.json")).relative_to(folder))

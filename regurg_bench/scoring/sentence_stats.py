@@ -148,7 +148,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def _spawn_safe() -> bool:
+def spawn_safe() -> bool:
     """Whether spawned workers can import the main module without running it again: they re-import it
     (multiprocessing's rule), so an unguarded user script calling lm-eval would run twice. Console scripts
     (``lm_eval``, ``regurg-bench``), ``python -m``, pytest and notebooks have the guard or no file."""
@@ -177,7 +177,7 @@ def _workers() -> int:
     explicit = os.environ.get(WORKERS_ENV, "").strip()
     if explicit:
         return max(1, int(explicit))
-    if not _spawn_safe():
+    if not spawn_safe():
         return 1
     try:
         return len(os.sched_getaffinity(0))
