@@ -382,3 +382,21 @@ def test_unlearning_raises_forget_loss_and_replay_keeps_real_loss_bounded(tmp_pa
     assert after["forget_ce"] > control["after"]["forget_ce"] + 1.0  # because of the forget term
     assert after["forget_ce"] < unlearned["bound"] + 2.0  # the clamp stops the ascent near the bound
     assert after["replay_ce"] < before["replay_ce"] + 0.75  # real-data loss stays bounded
+
+
+def test_a_quiet_training_shows_no_transformers_bar_and_restores_the_setting(tiny_model_dir, tmp_path, capfd):
+    """progress=False (a protocol run draws its own bar): transformers' "Loading weights" and "Writing model
+    shards" bars stay off the terminal, and the caller's setting is back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    pairs = load_bible_pairs("en-es", "train")[:32]
+    _write_split(tmp_path / "split" / "train.jsonl", pairs)
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    train(_config(tmp_path / "quiet", split=str(tmp_path / "split"), base_model=str(tiny_model_dir), max_steps=2))
+    quiet = capfd.readouterr()
+    assert "Loading weights" not in quiet.err + quiet.out and "Writing model" not in quiet.err + quiet.out
+    assert hf_logging.is_progress_bar_enabled()
+    train(_config(tmp_path / "shown", split=str(tmp_path / "split"), base_model=str(tiny_model_dir), max_steps=2,
+                  progress=True))
+    assert "Loading weights" in capfd.readouterr().err  # the test can tell: a visible training shows them

@@ -391,11 +391,23 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
     # Filling every new tensor costs 8x in step time on CPU and buys nothing: no kernel we run reads
     # uninitialised memory.
     torch.utils.deterministic.fill_uninitialized_memory = False
+    bars = transformers_bars(config.progress)  # progress=False (a protocol run, with its own bar): no others
     try:
         return _train(config, on_step)
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+        transformers_bars(bars)
+
+
+def transformers_bars(enabled: bool) -> bool:
+    """Show (or hide) transformers' own progress bars ("Loading weights", "Writing model shards"); returns
+    whether they were shown before."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    return before
 
 
 @dataclass
