@@ -309,7 +309,8 @@ def dry_run_plan(cfg: ProtocolConfig, out: Path, say: Callable[[str], None], *, 
         cal = est["calibration"]
         say("estimate (from an empty run folder; cached steps cost nothing): "
             + ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in est["stages"].items())
-            + f"; total ~{est['seconds'] / 60:.0f} min, {est['tflop']:.1f} TFLOP of model compute")
+            + f"; total ~{est['seconds'] / 60:.0f} min, {est['tflop']:.1f} TFLOP of model compute (train and "
+            "eval one after the other: on CPU the local executor's worker processes overlap them, --workers)")
         if cal:
             say(f"   this machine: {cal['machine']}; matmul fp32 {cal['fp32_gflops']:.0f} GFLOP/s, "
                 f"bf16 {cal['bf16_gflops']:.0f} GFLOP/s (calibrated once, cached)")
