@@ -82,3 +82,13 @@ def test_a_bad_worker_count_is_a_clean_error_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "workers must be a positive integer or 'auto', got 'two'" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_the_executors_module_imports_no_torch():
+    """A worker imports the executors module (its initializer) before anything else: torch imported there would
+    read OpenMP's wait policy before _worker_start sets it."""
+    import subprocess
+    import sys
+
+    code = "import sys, regurg_bench.protocol.executors; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -4,8 +4,10 @@
   default on a machine with 2 or more CPUs) a batch whose steps may run side by side (:attr:`Step.side_by_side`:
   training and ``hf`` evaluation on CPU) runs on that many spawned worker processes instead, each step once its
   dependencies are done. A step pins its thread count (or has the process default, the same in every worker),
-  so the bits are those of the one-process run (tested); an evaluation is mostly per-token Python on one core, so two of them, or one beside a training, use
-  the second core (2 cores, Intel AMX: 8 evaluations 40.3 s in one process, 31.8 s on two workers).
+  so the bits are those of the one-process run (tested); an evaluation is mostly per-token Python on one core,
+  so two of them, or one beside a training, use the second core (2 cores, Intel AMX: 8 evaluations 40.3 s in
+  one process, 31.8 s on two workers). This module must not import torch: workers import it before
+  :func:`_worker_start` sets OpenMP's wait policy (tested).
 - ``ray``: every step a Ray task with the resources it declares (``resources:`` in the config: CPUs, GPUs),
   on a running cluster (``--ray-address auto`` or ``HOST:PORT``) or a local one started for the run.
   Steps read and write the run folder, so on a cluster it must be on storage every node sees. A step
@@ -23,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from regurg_bench.protocol.steps import Outcome, Step, execute
+from regurg_bench.scoring.sentence_stats import WORKERS_ENV as SCORE_WORKERS_ENV
 from regurg_bench.scoring.sentence_stats import spawn_safe
 
 OnDone = Callable[[Outcome], None]
@@ -51,9 +54,7 @@ def _worker_start() -> None:
     setting changes no result), and the TER statistics of an evaluation stay in the worker (the workers
     are the parallelism). A value the user set wins."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from regurg_bench.scoring.sentence_stats import WORKERS_ENV as SCORE_WORKERS
-
-    os.environ.setdefault(SCORE_WORKERS, "1")
+    os.environ.setdefault(SCORE_WORKERS_ENV, "1")
 
 
 class LocalExecutor:
